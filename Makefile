@@ -1,0 +1,19 @@
+PYTHON ?= python3
+export PATH := $(HOME)/.cache/zksync/bin:$(PATH)
+
+.PHONY: setup demo test typecheck unit
+
+setup:
+	bash .ci/setup
+
+demo: setup
+	$(PYTHON) -m zksync.demo
+
+test: setup typecheck
+	$(PYTHON) -m pytest -q
+
+typecheck:
+	$(PYTHON) -m mypy zksync
+
+unit:
+	$(PYTHON) -m pytest -q tests/test_rules.py tests/test_validation.py

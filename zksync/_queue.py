@@ -1,0 +1,185 @@
+"""The sequential-node queue shared by every lock-like recipe.
+
+The engine (:func:`take_place`) does the same thing for every recipe: create a protected
+ephemeral-sequential node, list the queue, ask the recipe's *rule* which single node blocks
+us, watch that one node, wait for the time left, and clean up on any failure.  A rule is a
+plain function of the entries ahead of ours, so ordering is unit-tested on lists of names.
+
+Node names are ``{kind}-{guid}-{sequence}``: ``kind`` says what the node asks for (``read``,
+``write``), ``guid`` is fresh for every attempt, so after a lost create reply the engine finds
+its own node again, and a node of another session is never adopted.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from kazoo.protocol.states import ZnodeStat
+from kazoo.security import ACL
+
+from ._ops import Ops, Waiter
+from ._util import Deadline
+from .errors import ConnectionLost, Timeout
+
+_NAME = re.compile(r"^(?P<kind>[a-z]+)-(?P<guid>[0-9a-f]{32})-(?P<seq>\d{10,})$")
+
+
+@dataclass(frozen=True, order=True)
+class Entry:
+    """One node of a queue, ordered by its sequence number."""
+
+    seq: int
+    kind: str
+    guid: str
+    name: str
+
+
+def parse(name: str) -> Entry | None:
+    """The entry a child name stands for; None for names that are not ours."""
+    match = _NAME.match(name)
+    if match is None:
+        return None
+    return Entry(int(match["seq"]), match["kind"], match["guid"], name)
+
+
+def ordered(children: Sequence[str]) -> list[Entry]:
+    entries = [entry for entry in map(parse, children) if entry is not None]
+    entries.sort()
+    return entries
+
+
+# A rule gets the entries ahead of ours (in queue order) and names the one to wait for.
+Rule = Callable[[Sequence[Entry]], "Entry | None"]
+
+
+def exclusive_rule(ahead: Sequence[Entry]) -> Entry | None:
+    """Writers (and plain mutexes): wait for the immediate predecessor, whatever its kind."""
+    return ahead[-1] if ahead else None
+
+
+def shared_rule(ahead: Sequence[Entry]) -> Entry | None:
+    """Readers: wait for the nearest writer ahead; readers ahead do not block."""
+    for entry in reversed(ahead):
+        if entry.kind == "write":
+            return entry
+    return None
+
+
+@dataclass
+class Place:
+    """Our node in a queue once the rule lets us through."""
+
+    path: str
+    stat: ZnodeStat
+
+
+class Attempt:
+    """One attempt to take a place in a queue; ``lost`` is set by the session watch."""
+
+    def __init__(self, ops: Ops, queue: str, kind: str, rule: Rule, acl: list[ACL] | None) -> None:
+        self.ops = ops
+        self.queue = queue
+        self.kind = kind
+        self.rule = rule
+        self.acl = acl
+        self.node: str | None = None
+        self.lost = False
+
+    def take_place(self, deadline: Deadline) -> Place:
+        """Block until the rule lets us through; on failure our node is removed."""
+        session = self.ops.session
+        with Waiter(session) as waiter:
+            try:
+                while True:
+                    if self.lost or self.node is None:
+                        self._forget_node()
+                        self.lost = False
+                        if not session.wait_connected(deadline):
+                            raise self._timeout("waiting for the connection")
+                        place = self._create(deadline)
+                    entries = ordered(self.ops.get_children(self.queue, deadline))
+                    mine = next((i for i, e in enumerate(entries) if e.name == place_name(place)), None)
+                    if mine is None:  # our node is gone (session expired, or removed by hand)
+                        self.node = None
+                        continue
+                    blocker = self.rule(entries[:mine])
+                    if blocker is None:
+                        return place
+                    if self.ops.exists(f"{self.queue}/{blocker.name}", deadline, watch=waiter.watch) is None:
+                        continue  # it went away between the listing and the watch
+                    if not waiter.wait(deadline):
+                        raise self._timeout(f"waiting for {blocker.name}")
+                    if not session.is_connected() and not session.wait_connected(deadline):
+                        raise self._timeout("waiting for the connection")
+            except BaseException:
+                self._forget_node()
+                raise
+
+    def _timeout(self, what: str) -> Timeout:
+        return Timeout(f"timed out {what}", path=self.queue, recipe=self.ops.recipe)
+
+    def _create(self, deadline: Deadline) -> Place:
+        place = protected_create(self.ops, self.queue, f"{self.kind}-{{guid}}-", deadline, self.acl)
+        self.node = place.path
+        return place
+
+    def _forget_node(self) -> None:
+        node, self.node = self.node, None
+        if node is not None:
+            release_node(self.ops, node)
+
+
+def protected_create(ops: Ops, parent: str, pattern: str, deadline: Deadline, acl: list[ACL] | None,
+                     value: bytes = b"") -> Place:
+    """Create an ephemeral-sequential child ``parent/pattern`` (``{guid}`` is filled with a
+    fresh GUID) and survive a lost reply: after a connection loss, look for the GUID among the
+    children and adopt the node only if our current session owns it."""
+    guid = uuid.uuid4().hex
+    prefix = f"{parent}/{pattern.replace('{guid}', guid)}"
+    while True:
+        try:
+            created = ops.create(prefix, deadline, value=value, acl=acl, ephemeral=True, sequence=True,
+                                 retry=False)
+            assert created is not None  # sequential creates never collide
+            return Place(created[0], created[1])
+        except ConnectionLost:
+            if not ops.session.wait_connected(deadline):
+                raise Timeout("timed out waiting for the connection after a lost create",
+                              path=parent, recipe=ops.recipe) from None
+            found = _find_own(ops, parent, guid, deadline)
+            if found is not None:
+                return found
+
+
+def _find_own(ops: Ops, parent: str, guid: str, deadline: Deadline) -> Place | None:
+    owner = ops.session.session_id
+    for name in ops.get_children(parent, deadline, missing_ok=True):
+        if guid not in name:
+            continue
+        path = f"{parent}/{name}"
+        stat = ops.exists(path, deadline)
+        if stat is not None and stat.ephemeralOwner == owner:
+            return Place(path, stat)
+        if stat is not None:  # made by a session that is no longer ours: never adopt it
+            ops.delete(path, deadline)
+    return None
+
+
+def place_name(place: Place) -> str:
+    return place.path.rsplit("/", 1)[1]
+
+
+def release_node(ops: Ops, node: str) -> None:
+    """Delete our node now if we can, else as soon as the connection is back."""
+    session = ops.session
+    if session.is_connected():
+        try:
+            ops.delete(node, Deadline(session.session_timeout))
+            return
+        except Exception:  # fall through to the deferred delete; keep the caller's error
+            pass
+    if not session.stopped():
+        session.delete_when_connected(node)

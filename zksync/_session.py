@@ -1,0 +1,256 @@
+"""Session watch: one per kazoo client, shared by every recipe that uses the client.
+
+It answers three questions the recipes ask:
+
+* *Is the session still trustworthy?*  kazoo reports LOST only when it reconnects and the
+  server says "expired".  A client cut off from the ensemble would otherwise believe in its
+  ephemeral nodes for as long as the partition lasts.  Here the session is declared lost
+  locally once the connection has been suspended for ``grace`` seconds, where ``grace`` is
+  chosen so that the declaration comes no later than the server can expire the session:
+
+  kazoo sends a ping every ``T/3`` (T = negotiated session timeout) and gives up on a ping
+  unanswered after another ``T/3``; so when SUSPENDED is reported, the server heard from us at
+  most ``2T/3`` ago and cannot expire the session sooner than ``T/3`` from now.  We use
+  ``grace = 0.3 T``.  (A process stalled for longer than that, or a member cut off from its
+  leader but still answering pings, can still be overtaken: fencing tokens cover those.)
+
+* *Wake me when anything changes.*  Waiters register an event that is set on every
+  connection state change, in addition to their znode watch, because kazoo drops watches
+  (firing an empty event) when the connection is suspended.
+
+* *Clean up later.*  A node we no longer want but could not delete while disconnected is
+  deleted once the connection is back (if the session survived; otherwise it is gone anyway).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
+from kazoo.protocol.states import KazooState
+
+from ._util import Deadline
+from .errors import InvalidArgument, SessionExpired
+
+log = logging.getLogger("zksync.session")
+
+LostCallback = Callable[[str], None]
+
+GRACE_FRACTION = 0.3
+
+_watches: weakref.WeakKeyDictionary[KazooClient, SessionWatch] = weakref.WeakKeyDictionary()
+_watches_lock = threading.Lock()
+
+
+def session_for(client: KazooClient, recipe: str = "zksync") -> SessionWatch:
+    """The SessionWatch of ``client``, created on first use."""
+    if not isinstance(client, KazooClient):
+        raise InvalidArgument(f"client must be a kazoo.client.KazooClient, not {type(client).__name__}",
+                              recipe=recipe)
+    with _watches_lock:
+        watch = _watches.get(client)
+        if watch is None:
+            watch = SessionWatch(client)
+            _watches[client] = watch
+        return watch
+
+
+def install_timeout_probe(client: KazooClient) -> None:
+    """Record the negotiated session timeout of every future connection of ``client``.
+
+    kazoo keeps the negotiated value in a local variable; its connection handler returns the
+    read timeout (2/3 of it) from ``_connect``.  We wrap that one call on this client's
+    handler instance.  Without the probe the requested timeout is assumed.
+    """
+    conn = getattr(client, "_connection", None)
+    original = getattr(conn, "_connect", None)
+    if conn is None or original is None or getattr(original, "_zksync_probe", False):
+        return
+
+    def probed(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        try:
+            client._zksync_negotiated_timeout = float(result[0]) * 1.5 / 1000.0
+        except (TypeError, ValueError, IndexError):  # pragma: no cover - a kazoo we do not know
+            pass
+        return result
+
+    probed._zksync_probe = True  # type: ignore[attr-defined,unused-ignore]
+    conn._connect = probed
+
+
+class SessionWatch:
+    def __init__(self, client: KazooClient) -> None:
+        self.client = client
+        self._lock = threading.Lock()
+        self._connected = threading.Event()
+        self._wakers: set[threading.Event] = set()
+        self._lost_callbacks: dict[int, LostCallback] = {}
+        self._next_token = 0
+        self._generation = 0  # bumps every time the session is (declared) lost
+        self._suspended_at: float | None = None
+        self._timer: threading.Timer | None = None
+        self._locally_lost = False
+        self._deferred_deletes: set[str] = set()
+        install_timeout_probe(client)
+        if client.state == KazooState.CONNECTED:
+            self._connected.set()
+        client.add_listener(self._listener)
+
+    # ---- facts -------------------------------------------------------------------------
+    @property
+    def session_timeout(self) -> float:
+        negotiated = getattr(self.client, "_zksync_negotiated_timeout", None)
+        if negotiated:
+            return float(negotiated)
+        return float(self.client._session_timeout) / 1000.0
+
+    @property
+    def grace(self) -> float:
+        return GRACE_FRACTION * self.session_timeout
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    @property
+    def session_id(self) -> int | None:
+        cid = self.client.client_id
+        return cid[0] if cid else None
+
+    def is_connected(self) -> bool:
+        return self._connected.is_set() and not self._locally_lost
+
+    def stopped(self) -> bool:
+        return bool(self.client._stopped.is_set())
+
+    # ---- waiting -----------------------------------------------------------------------
+    def add_waker(self, event: threading.Event) -> None:
+        with self._lock:
+            self._wakers.add(event)
+
+    def remove_waker(self, event: threading.Event) -> None:
+        with self._lock:
+            self._wakers.discard(event)
+
+    def wait_connected(self, deadline: Deadline) -> bool:
+        """Block until connected (True) or the deadline passes / the client stops (False)."""
+        while True:
+            if self.stopped():
+                raise SessionExpired("the client was stopped")
+            remaining = deadline.remaining()
+            step = 0.5 if remaining is None else min(0.5, remaining)
+            if self._connected.wait(step) and not self._locally_lost:
+                return True
+            if deadline.expired():
+                return False
+            if self._locally_lost and self._connected.is_set():
+                # declared lost but the connection came back: nothing to wait for
+                return True
+
+    # ---- lost notification -------------------------------------------------------------
+    def on_lost(self, callback: LostCallback) -> int:
+        with self._lock:
+            self._next_token += 1
+            self._lost_callbacks[self._next_token] = callback
+            return self._next_token
+
+    def cancel_lost(self, token: int) -> None:
+        with self._lock:
+            self._lost_callbacks.pop(token, None)
+
+    def delete_when_connected(self, path: str) -> None:
+        """Delete ``path`` once the connection is back (a no-op if the session is lost)."""
+        with self._lock:
+            self._deferred_deletes.add(path)
+        if self._connected.is_set():
+            self._spawn(self._run_deferred_deletes)
+
+    # ---- state machine -----------------------------------------------------------------
+    def _listener(self, state: str) -> None:
+        # Runs on kazoo's event thread: never block here.
+        fire: list[LostCallback] = []
+        reason = ""
+        with self._lock:
+            wakers = list(self._wakers)
+            if state == KazooState.CONNECTED:
+                self._cancel_timer()
+                self._suspended_at = None
+                self._locally_lost = False
+                self._connected.set()
+                run_deletes = bool(self._deferred_deletes)
+            elif state == KazooState.SUSPENDED:
+                self._connected.clear()
+                self._suspended_at = time.monotonic()
+                self._cancel_timer()
+                timer = threading.Timer(self.grace, self._suspension_too_long, args=(self._suspended_at,))
+                timer.daemon = True
+                self._timer = timer
+                timer.start()
+                run_deletes = False
+            else:  # LOST: the session expired or the client was closed
+                self._connected.clear()
+                self._cancel_timer()
+                self._deferred_deletes.clear()
+                if not self._locally_lost:
+                    fire, reason = self._take_callbacks(), "session expired"
+                self._locally_lost = False
+                run_deletes = False
+        for event in wakers:
+            event.set()
+        self._fire(fire, reason)
+        if run_deletes:
+            self._spawn(self._run_deferred_deletes)
+
+    def _suspension_too_long(self, suspended_at: float) -> None:
+        with self._lock:
+            if self._suspended_at != suspended_at or self._connected.is_set():
+                return
+            self._locally_lost = True
+            fire = self._take_callbacks()
+            wakers = list(self._wakers)
+        log.warning("connection suspended for %.2fs: treating the session as lost", self.grace)
+        for event in wakers:
+            event.set()
+        self._fire(fire, f"connection suspended for more than {self.grace:.2f}s")
+
+    def _take_callbacks(self) -> list[LostCallback]:
+        # Callbacks stay registered until their owner cancels them: one object may live
+        # through several losses (an acquire that starts over, for example).
+        self._generation += 1
+        return list(self._lost_callbacks.values())
+
+    def _fire(self, callbacks: list[LostCallback], reason: str) -> None:
+        for callback in callbacks:
+            try:
+                callback(reason)
+            except Exception:  # a user's callback must not break the session watch
+                log.exception("lost-callback raised")
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _spawn(self, target: Callable[[], None]) -> None:
+        threading.Thread(target=target, name="zksync-cleanup", daemon=True).start()
+
+    def _run_deferred_deletes(self) -> None:
+        with self._lock:
+            paths = list(self._deferred_deletes)
+        for path in paths:
+            try:
+                self.client.delete_async(path).get(timeout=self.session_timeout)
+            except NoNodeError:
+                pass
+            except Exception as exc:  # try again on the next reconnect
+                log.info("deferred delete of %s failed: %r", path, exc)
+                continue
+            with self._lock:
+                self._deferred_deletes.discard(path)

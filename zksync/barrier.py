@@ -1,0 +1,271 @@
+"""Barrier (set / unset / wait) and DoubleBarrier (enter / exit with N participants).
+
+Barrier
+    ``path`` is the barrier's root (created with ``acl``); the barrier is *set* while the
+    persistent child ``path/set`` exists.  Being persistent, a set barrier survives its setter's
+    disconnect or crash: waiters are released only by an explicit ``unset``.  Who may set and
+    unset is governed by the root's ACL (CREATE and DELETE on ``path``).
+
+DoubleBarrier
+    Participants are ephemeral-sequential children ``{identifier}.{guid}.{seq}`` of ``path``.
+    The one whose arrival makes the count reach N creates ``path/ready`` holding the sequence
+    numbers of the N members it releases; everybody else waits on a watch for that one node.
+    So a ``ready`` node left by an earlier round never releases a newcomer (its sequence is not
+    listed; a ready node none of whose members is present is stale and deleted), and the
+    N+1st arrival waits for the next round.
+
+    On exit, the lowest member still present is the *monitor*: it keeps its node until every
+    other member has gone (watching the highest remaining one), then deletes its node and
+    ``ready``.  Everybody else deletes its node and watches the lowest remaining member.  A
+    member that crashes leaves when its session expires, and whoever watched it re-checks.
+    Each release costs one notification per waiter, not a getChildren loop per arrival.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import threading
+from dataclasses import dataclass
+
+from kazoo.client import KazooClient
+from kazoo.security import ACL
+
+from ._ops import Ops, Waiter
+from ._queue import protected_create, release_node
+from ._util import Deadline, check_acl, check_name, check_path, check_timeout
+from .errors import AlreadyHeld, InvalidArgument, NotHeld, Timeout
+
+SET_MARKER = "set"
+READY = "ready"
+
+_PARTICIPANT = re.compile(r"^(?P<ident>.+)\.(?P<guid>[0-9a-f]{32})\.(?P<seq>\d{10,})$")
+
+
+class Barrier:
+    """A barrier that holds waiters back while it is set."""
+
+    recipe = "Barrier"
+
+    def __init__(self, client: KazooClient, path: str, acl: list[ACL] | None = None) -> None:
+        self.path = check_path(path, self.recipe)
+        self.acl = check_acl(acl, self.recipe)
+        self._ops = Ops(client, self.recipe, self.path)
+        self._marker = f"{self.path}/{SET_MARKER}"
+
+    def set(self) -> bool:
+        """Set the barrier; False when it was already set."""
+        created = self._ops.create(self._marker, self._ops.default_deadline(), acl=self.acl)
+        return created is not None
+
+    def unset(self) -> bool:
+        """Lift the barrier, releasing every waiter; False when it was not set."""
+        return self._ops.delete(self._marker, self._ops.default_deadline())
+
+    def is_set(self) -> bool:
+        return self._ops.exists(self._marker, self._ops.default_deadline()) is not None
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Return once the barrier is not set; :class:`Timeout` after ``timeout`` seconds."""
+        deadline = Deadline(check_timeout(timeout))
+        self._ops.ensure_usable()
+        with Waiter(self._ops.session) as waiter:
+            while self._ops.exists(self._marker, deadline, watch=waiter.watch) is not None:
+                if not waiter.wait(deadline):
+                    raise Timeout("timed out waiting for the barrier to be unset", path=self.path,
+                                  recipe=self.recipe)
+                if not self._ops.session.is_connected() and not self._ops.session.wait_connected(deadline):
+                    raise Timeout("timed out waiting for the connection", path=self.path, recipe=self.recipe)
+
+
+@dataclass(frozen=True, order=True)
+class _Participant:
+    seq: int
+    name: str
+
+
+def _participants(children: list[str]) -> list[_Participant]:
+    found = []
+    for name in children:
+        match = _PARTICIPANT.match(name)
+        if match is not None:
+            found.append(_Participant(int(match["seq"]), name))
+    found.sort()
+    return found
+
+
+class DoubleBarrier:
+    """N participants enter together and leave together."""
+
+    recipe = "DoubleBarrier"
+
+    def __init__(self, client: KazooClient, path: str, participants: int, identifier: str | None = None,
+                 acl: list[ACL] | None = None) -> None:
+        self.path = check_path(path, self.recipe)
+        if isinstance(participants, bool) or not isinstance(participants, int) or participants < 1:
+            raise InvalidArgument(f"participants must be an int >= 1, got {participants!r}", path=self.path,
+                                  recipe=self.recipe)
+        self.participants = participants
+        if identifier is None:
+            identifier = f"{socket.gethostname()}-{os.getpid()}"
+        self.identifier = check_name(identifier, "identifier", self.recipe)
+        self.acl = check_acl(acl, self.recipe)
+        self._ops = Ops(client, self.recipe, self.path)
+        self._ready = f"{self.path}/{READY}"
+        self._state = threading.Lock()
+        self._busy = False
+        self._node: str | None = None
+        self._members: frozenset[int] = frozenset()
+        self._ready_czxid: int | None = None
+
+    @property
+    def entered(self) -> bool:
+        return self._node is not None
+
+    @property
+    def node(self) -> str | None:
+        """Our participant node while entered."""
+        return self._node
+
+    def enter(self, timeout: float | None = None) -> None:
+        """Join and return once ``participants`` have entered this round."""
+        deadline = Deadline(check_timeout(timeout))
+        self._ops.ensure_usable()
+        self._begin("enter", want_entered=False)
+        node = None
+        try:
+            place = protected_create(self._ops, self.path, f"{self.identifier}.{{guid}}.", deadline, self.acl)
+            node = place.path
+            self._members, self._ready_czxid = self._await_round(node, deadline)
+            self._node = node
+        except BaseException:
+            if node is not None:
+                release_node(self._ops, node)
+            raise
+        finally:
+            self._end()
+
+    def exit(self, timeout: float | None = None) -> None:
+        """Leave, and return once every member of the round has left (or disconnected).
+
+        On :class:`Timeout` our own node is removed all the same: we are out of the barrier.
+        """
+        deadline = Deadline(check_timeout(timeout))
+        self._ops.ensure_usable()
+        self._begin("exit", want_entered=True)
+        node = self._node
+        assert node is not None
+        try:
+            self._await_departure(node, deadline)
+        except BaseException:
+            release_node(self._ops, node)
+            raise
+        finally:
+            self._node = None
+            self._end()
+
+    def __enter__(self) -> DoubleBarrier:
+        self.enter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.exit()
+
+    # ---- internals ---------------------------------------------------------------------
+    def _begin(self, what: str, want_entered: bool) -> None:
+        with self._state:
+            if self._busy:
+                raise AlreadyHeld(f"another {what} is in progress on this DoubleBarrier", path=self.path,
+                                  recipe=self.recipe)
+            if self.entered != want_entered:
+                if want_entered:
+                    raise NotHeld("exit without enter", path=self.path, recipe=self.recipe)
+                raise AlreadyHeld("already entered; exit first", path=self.path, recipe=self.recipe)
+            self._busy = True
+
+    def _end(self) -> None:
+        with self._state:
+            self._busy = False
+
+    def _await_round(self, node: str, deadline: Deadline) -> tuple[frozenset[int], int]:
+        ops = self._ops
+        me = _PARTICIPANT.match(node.rsplit("/", 1)[1])
+        assert me is not None
+        my_seq = int(me["seq"])
+        with Waiter(ops.session) as waiter:
+            while True:
+                ready = ops.get(self._ready, deadline, watch=waiter.watch)
+                if ready is not None:
+                    data, stat = ready
+                    members = _decode_members(data)
+                    if my_seq in members:
+                        return members, stat.czxid
+                    present = _participants(ops.get_children(self.path, deadline))
+                    live = [p for p in present if p.seq in members]
+                    if not live:  # stale: left by a round whose members are all gone
+                        ops.delete(self._ready, deadline, version=stat.version)
+                        continue
+                    # a round we are not part of is in progress: wait for its lowest member
+                    if ops.exists(f"{self.path}/{live[0].name}", deadline, watch=waiter.watch) is None:
+                        continue
+                else:
+                    if ops.exists(self._ready, deadline, watch=waiter.watch) is not None:
+                        continue
+                    present = _participants(ops.get_children(self.path, deadline))
+                    if my_seq not in {p.seq for p in present}:
+                        raise Timeout("our participant node disappeared (session lost) while entering",
+                                      path=self.path, recipe=self.recipe)
+                    if len(present) >= self.participants:
+                        chosen = [p.seq for p in present[: self.participants]]
+                        payload = json.dumps({"members": chosen}).encode()
+                        ops.create(self._ready, deadline, value=payload, acl=self.acl)
+                        continue
+                if not waiter.wait(deadline):
+                    raise Timeout("timed out waiting for participants to enter", path=self.path,
+                                  recipe=self.recipe)
+                if not ops.session.is_connected() and not ops.session.wait_connected(deadline):
+                    raise Timeout("timed out waiting for the connection", path=self.path, recipe=self.recipe)
+
+    def _await_departure(self, node: str, deadline: Deadline) -> None:
+        ops = self._ops
+        my_name = node.rsplit("/", 1)[1]
+        with Waiter(ops.session) as waiter:
+            while True:
+                present = [p for p in _participants(ops.get_children(self.path, deadline))
+                           if p.seq in self._members]
+                mine_present = any(p.name == my_name for p in present)
+                others = [p for p in present if p.name != my_name]
+                if not others:
+                    if mine_present:
+                        ops.delete(node, deadline)
+                    self._delete_ready(deadline)
+                    return
+                if mine_present and present[0].name == my_name:
+                    watched = others[-1]  # monitor: wait for the highest remaining member
+                else:
+                    if mine_present:
+                        ops.delete(node, deadline)
+                    watched = present[0] if present[0].name != my_name else others[0]
+                if ops.exists(f"{self.path}/{watched.name}", deadline, watch=waiter.watch) is None:
+                    continue
+                if not waiter.wait(deadline):
+                    missing = ", ".join(p.name for p in others)
+                    raise Timeout(f"timed out waiting for participants to exit: {missing}", path=self.path,
+                                  recipe=self.recipe)
+                if not ops.session.is_connected() and not ops.session.wait_connected(deadline):
+                    raise Timeout("timed out waiting for the connection", path=self.path, recipe=self.recipe)
+
+    def _delete_ready(self, deadline: Deadline) -> None:
+        stat = self._ops.exists(self._ready, deadline)
+        if stat is not None and stat.czxid == self._ready_czxid:
+            self._ops.delete(self._ready, deadline, version=stat.version)
+
+
+def _decode_members(data: bytes) -> frozenset[int]:
+    try:
+        members = json.loads(data.decode())["members"]
+        return frozenset(int(seq) for seq in members)
+    except (ValueError, KeyError, TypeError):
+        return frozenset()  # unreadable: treated as stale

@@ -1,0 +1,119 @@
+"""The zksync error hierarchy, and the one place kazoo's exceptions are translated.
+
+::
+
+    ZkSyncError
+     +-- InvalidArgument        (also ValueError)   bad path, timeout, count, stopped client
+     +-- InvalidState           (also RuntimeError) unlock without lock, enter twice, ...
+     |    +-- AlreadyHeld
+     |    +-- NotHeld
+     +-- Timeout                (also TimeoutError) a deadline passed; nothing is left behind
+     +-- AccessDenied           (also PermissionError) the znode's ACL refused the request
+     +-- ConnectionLost         (also ConnectionError) the ensemble could not be reached
+     |    +-- SessionExpired    the session is gone, and every ephemeral node with it
+     +-- LockLost               a held lock (or barrier membership) can no longer be trusted
+
+Every error carries the ``path`` it concerns (``None`` when there is none) and the
+``recipe`` that raised it, so a log line says what was being coordinated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from kazoo import exceptions as kz
+from kazoo.handlers.threading import KazooTimeoutError
+
+__all__ = [
+    "ZkSyncError",
+    "InvalidArgument",
+    "InvalidState",
+    "AlreadyHeld",
+    "NotHeld",
+    "Timeout",
+    "AccessDenied",
+    "ConnectionLost",
+    "SessionExpired",
+    "LockLost",
+    "translate",
+]
+
+
+class ZkSyncError(Exception):
+    """Root of every error zksync raises."""
+
+    def __init__(self, message: str, *, path: str | None = None, recipe: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.recipe = recipe
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        where = [part for part in (self.recipe, self.path) if part]
+        return f"{text} ({' '.join(where)})" if where else text
+
+
+class InvalidArgument(ZkSyncError, ValueError):
+    """An argument is malformed; nothing was sent to ZooKeeper."""
+
+
+class InvalidState(ZkSyncError, RuntimeError):
+    """The call does not fit the recipe's current state."""
+
+
+class AlreadyHeld(InvalidState):
+    """This recipe object already holds (or is acquiring) what was asked for again."""
+
+
+class NotHeld(InvalidState):
+    """Release of something this recipe object does not hold."""
+
+
+class Timeout(ZkSyncError, TimeoutError):
+    """The deadline passed before the call could complete."""
+
+
+class AccessDenied(ZkSyncError, PermissionError):
+    """ZooKeeper refused the request because of the node's ACL (or failed authentication)."""
+
+
+class ConnectionLost(ZkSyncError, ConnectionError):
+    """The client is not connected and the call could not be completed."""
+
+
+class SessionExpired(ConnectionLost):
+    """The ZooKeeper session expired (or the client was closed): ephemeral nodes are gone."""
+
+
+class LockLost(ZkSyncError):
+    """A held lock can no longer be trusted: the session expired, or the connection was
+    suspended for so long that the server may already have expired it."""
+
+
+@contextlib.contextmanager
+def translate(path: str | None = None, recipe: str | None = None) -> Iterator[None]:
+    """Re-raise kazoo exceptions as the most specific zksync error, keeping the cause."""
+    try:
+        yield
+    except ZkSyncError:
+        raise
+    except (kz.NoAuthError, kz.AuthFailedError, kz.InvalidACLError) as exc:
+        raise AccessDenied(_describe(exc, "access denied by ACL"), path=path, recipe=recipe) from exc
+    except (kz.SessionExpiredError, kz.ConnectionClosedError) as exc:
+        raise SessionExpired(_describe(exc, "session expired or client closed"), path=path, recipe=recipe) from exc
+    except (kz.ConnectionLoss, kz.OperationTimeoutError) as exc:
+        raise ConnectionLost(_describe(exc, "connection to ZooKeeper lost"), path=path, recipe=recipe) from exc
+    except KazooTimeoutError as exc:
+        raise Timeout(_describe(exc, "timed out"), path=path, recipe=recipe) from exc
+    except (kz.BadArgumentsError, kz.MarshallingError) as exc:
+        raise InvalidArgument(_describe(exc, "rejected by ZooKeeper"), path=path, recipe=recipe) from exc
+    except kz.ZookeeperError as exc:
+        raise ZkSyncError(_describe(exc, type(exc).__name__), path=path, recipe=recipe) from exc
+    except kz.KazooException as exc:
+        raise ZkSyncError(_describe(exc, type(exc).__name__), path=path, recipe=recipe) from exc
+
+
+def _describe(exc: BaseException, default: str) -> str:
+    text = str(exc)
+    return f"{default}: {text}" if text and text != default else default

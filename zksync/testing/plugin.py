@@ -1,0 +1,138 @@
+"""pytest plugin: a real ZooKeeper ensemble for your tests, in one fixture.
+
+Installed with zksync (entry point ``pytest11``).  Fixtures:
+
+``zk_ensemble``  (session) the ensemble: a local one started on loopback, or the one named by
+                 ``ZOOKEEPER_PEERS`` (then member control — kill, pause — is unavailable).
+``zk_hosts``     its connection string.
+``zk_client``    a started kazoo client, chrooted to a fresh path for this test.
+``zk_client_factory``  ``zk_client_factory(**kazoo_options)`` makes more such clients (same
+                 chroot); all are closed after the test.
+
+Options (command line or ini): ``--zk-size`` (members of the local ensemble, default 3),
+``--zk-session-timeout`` (seconds, default 4).  ``ZKSYNC_TIME_SCALE`` multiplies that timeout
+on slow machines.  When a test fails, the tail of every member's log is attached to its report.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from kazoo.client import KazooClient
+
+from .. import connect
+from .ensemble import Ensemble
+
+
+class ExternalEnsemble:
+    """An ensemble somebody else runs (``ZOOKEEPER_PEERS``): addresses only."""
+
+    def __init__(self, hosts: str) -> None:
+        self.hosts = hosts
+        self.size = len(hosts.split(","))
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "(external ensemble: no logs here)"
+
+
+def time_scale() -> float:
+    try:
+        return max(0.1, float(os.environ.get("ZKSYNC_TIME_SCALE", "1")))
+    except ValueError:
+        return 1.0
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("zksync", "ZooKeeper ensemble for tests")
+    group.addoption("--zk-size", type=int, default=None, help="members of the local ensemble (default 3)")
+    group.addoption("--zk-session-timeout", type=float, default=None,
+                    help="session timeout of test clients in seconds (default 4)")
+    parser.addini("zk_size", "members of the local ensemble", default="3")
+    parser.addini("zk_session_timeout", "session timeout of test clients (seconds)", default="4")
+
+
+def _option(config: pytest.Config, name: str) -> str:
+    value = config.getoption(f"--{name.replace('_', '-')}")
+    return str(value) if value is not None else str(config.getini(name))
+
+
+@pytest.fixture(scope="session")
+def zk_ensemble(request: pytest.FixtureRequest) -> Iterator[Ensemble | ExternalEnsemble]:
+    peers = os.environ.get("ZOOKEEPER_PEERS", "").strip()
+    if peers:
+        yield ExternalEnsemble(peers)
+        return
+    ensemble = Ensemble(size=int(_option(request.config, "zk_size")))
+    ensemble.start()
+    try:
+        yield ensemble
+    finally:
+        ensemble.stop()
+
+
+@pytest.fixture(scope="session")
+def zk_hosts(zk_ensemble: Ensemble | ExternalEnsemble) -> str:
+    return zk_ensemble.hosts
+
+
+@pytest.fixture
+def zk_session_timeout(request: pytest.FixtureRequest) -> float:
+    return float(_option(request.config, "zk_session_timeout")) * time_scale()
+
+
+@pytest.fixture
+def zk_chroot(request: pytest.FixtureRequest, zk_hosts: str) -> Iterator[str]:
+    """A fresh path for this test; removed afterwards."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:80]
+    chroot = f"/zksync-tests/{name}-{uuid.uuid4().hex[:8]}"
+    admin = connect(zk_hosts)
+    try:
+        admin.ensure_path(chroot)
+        yield chroot
+    finally:
+        try:
+            admin.delete(chroot, recursive=True)
+        except Exception:  # an ACL'd node a test left behind: the chroot is unique anyway
+            pass
+        admin.stop()
+        admin.close()
+
+
+@pytest.fixture
+def zk_client_factory(zk_hosts: str, zk_chroot: str, zk_session_timeout: float
+                      ) -> Iterator[Callable[..., KazooClient]]:
+    made: list[KazooClient] = []
+
+    def make(hosts: str | None = None, **options: Any) -> KazooClient:
+        options.setdefault("timeout", zk_session_timeout)
+        client = connect(f"{hosts or zk_hosts}{zk_chroot}", **options)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        try:
+            client.stop()
+            client.close()
+        except Exception:
+            pass
+
+
+@pytest.fixture
+def zk_client(zk_client_factory: Callable[..., KazooClient]) -> KazooClient:
+    return zk_client_factory()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report: Any = yield
+    if report.when == "call" and report.failed:
+        ensemble = getattr(item, "funcargs", {}).get("zk_ensemble")
+        if ensemble is not None:
+            report.sections.append(("ZooKeeper logs", ensemble.log_tail()))
+    return report  # type: ignore[no-any-return]
