@@ -17,12 +17,16 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from kazoo.exceptions import NoNodeError, SessionExpiredError
+from kazoo.interfaces import IAsyncResult
 from kazoo.protocol.states import ZnodeStat
 from kazoo.security import ACL
 
 from ._ops import Ops, Waiter
 from ._util import Deadline
 from .errors import ConnectionLost, Timeout
+
+RELEASE_WAIT = 5.0  # seconds a release waits for the server's answer before deferring
 
 _NAME = re.compile(r"^(?P<kind>[a-z]+)-(?P<guid>[0-9a-f]{32})-(?P<seq>\d{10,})$")
 
@@ -173,13 +177,25 @@ def place_name(place: Place) -> str:
 
 
 def release_node(ops: Ops, node: str) -> None:
-    """Delete our node now if we can, else as soon as the connection is back."""
+    """Delete our node: at once when connected (waiting a moment for the answer, so that a
+    release is visible when it returns), otherwise as soon as the connection is back.
+    Never raises and never blocks for longer than that moment."""
     session = ops.session
-    if session.is_connected():
-        try:
-            ops.delete(node, Deadline(session.session_timeout))
-            return
-        except Exception:  # fall through to the deferred delete; keep the caller's error
-            pass
-    if not session.stopped():
+    if session.stopped():
+        return  # closing the session removes ephemeral nodes
+    if not session.is_connected():
         session.delete_when_connected(node)
+        return
+    try:
+        pending = ops.client.delete_async(node)
+    except Exception:
+        session.delete_when_connected(node)
+        return
+
+    def settled(result: IAsyncResult) -> None:
+        exc = result.exception
+        if exc is not None and not isinstance(exc, (NoNodeError, SessionExpiredError)):
+            session.delete_when_connected(node)
+
+    pending.rawlink(settled)
+    pending.wait(min(RELEASE_WAIT, session.session_timeout))

@@ -12,7 +12,7 @@ from kazoo.security import ACL
 
 from .errors import InvalidArgument, Timeout
 
-_SEGMENT = re.compile(r"^[^\x00-\x1f\x7f/]+$")
+_SEGMENT = re.compile(r"[^\x00-\x1f\x7f/]+")
 
 
 class Deadline:
@@ -65,7 +65,7 @@ def check_path(path: object, recipe: str) -> str:
     if path.endswith("/"):
         raise InvalidArgument(f"path must not end with '/': {path!r}", recipe=recipe)
     for segment in path[1:].split("/"):
-        if segment in ("", ".", "..") or not _SEGMENT.match(segment):
+        if segment in ("", ".", "..") or not _SEGMENT.fullmatch(segment):
             raise InvalidArgument(f"malformed path segment {segment!r} in {path!r}", recipe=recipe)
         if segment == "zookeeper" and path.startswith("/zookeeper"):
             raise InvalidArgument("paths under /zookeeper are reserved by the server", recipe=recipe)
@@ -76,7 +76,7 @@ def check_name(value: object, what: str, recipe: str) -> str:
     """A single path segment (an identifier, a state or topic name)."""
     if not isinstance(value, str) or not value:
         raise InvalidArgument(f"{what} must be a non-empty str, got {value!r}", recipe=recipe)
-    if value in (".", "..") or not _SEGMENT.match(value) or len(value) > 200:
+    if value in (".", "..") or not _SEGMENT.fullmatch(value) or len(value) > 200:
         raise InvalidArgument(f"{what} must be one path segment without '/' or control characters: {value!r}",
                               recipe=recipe)
     return value

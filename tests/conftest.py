@@ -1,0 +1,87 @@
+"""Shared helpers.  The fixtures (zk_ensemble, zk_client, zk_client_factory, ...) come from
+the zksync pytest plugin (zksync.testing.plugin), registered by the package's entry point."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from kazoo.client import KazooClient
+
+
+def tree(client: KazooClient, path: str = "/") -> set[str]:
+    """Every node below ``path`` (the client's chroot when it has one)."""
+    found: set[str] = set()
+    for child in client.get_children(path):
+        full = f"{path.rstrip('/')}/{child}"
+        found.add(full)
+        found |= tree(client, full)
+    return found
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s")
+        time.sleep(0.02)
+
+
+class RequestCounter:
+    """Counts the requests a kazoo client sends (pings excluded), by request type."""
+
+    def __init__(self, client: KazooClient) -> None:
+        self.client = client
+        self.calls: list[str] = []
+        self._original = client._call
+
+        def counting(request: Any, async_object: Any) -> Any:
+            self.calls.append(type(request).__name__)
+            return self._original(request, async_object)
+
+        client._call = counting
+
+    @property
+    def count(self) -> int:
+        return len(self.calls)
+
+    def reset(self) -> None:
+        self.calls.clear()
+
+    def close(self) -> None:
+        self.client._call = self._original
+
+
+class WatchCounter:
+    """Counts watch notifications a kazoo client receives from the server."""
+
+    def __init__(self, client: KazooClient) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+        conn = client._connection
+        original = conn._read_watch_event
+
+        def counting(buffer: Any, offset: Any) -> Any:
+            with self._lock:
+                self.count += 1
+            return original(buffer, offset)
+
+        conn._read_watch_event = counting
+
+
+@pytest.fixture
+def pool() -> Iterator[ThreadPoolExecutor]:
+    executor = ThreadPoolExecutor(max_workers=32)
+    yield executor
+    executor.shutdown(wait=False, cancel_futures=True)
+
+
+def settle(future: Future[Any], timeout: float = 30.0) -> Any:
+    return future.result(timeout=timeout)

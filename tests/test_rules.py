@@ -1,0 +1,56 @@
+"""Queue ordering rules, on plain lists of child names (no server needed)."""
+
+from __future__ import annotations
+
+from zksync._queue import exclusive_rule, ordered, parse, shared_rule
+
+G = "0" * 31
+
+
+def name(kind: str, seq: int, guid_digit: str = "a") -> str:
+    return f"{kind}-{G}{guid_digit}-{seq:010d}"
+
+
+def blockers(names: list[str]) -> dict[str, str | None]:
+    entries = ordered(names)
+    out: dict[str, str | None] = {}
+    for i, entry in enumerate(entries):
+        rule = exclusive_rule if entry.kind == "write" else shared_rule
+        blocker = rule(entries[:i])
+        out[entry.name] = blocker.name if blocker else None
+    return out
+
+
+def test_names_are_ordered_by_sequence_not_by_kind_or_guid() -> None:
+    names = [name("write", 3, "b"), name("read", 1, "f"), name("read", 2, "0")]
+    assert [e.seq for e in ordered(names)] == [1, 2, 3]
+
+
+def test_foreign_children_are_ignored() -> None:
+    names = ["ready", "lock-0000000001", "__lock__x", name("write", 5)]
+    assert [e.name for e in ordered(names)] == [name("write", 5)]
+    assert parse("write-nothex-0000000001") is None
+
+
+def test_writer_waits_only_for_its_immediate_predecessor() -> None:
+    names = [name("write", 1), name("write", 2), name("write", 3)]
+    b = blockers(names)
+    assert b == {names[0]: None, names[1]: names[0], names[2]: names[1]}
+
+
+def test_readers_share_and_wait_only_for_the_nearest_writer_ahead() -> None:
+    w1, r2, r3, w4, r5 = (name("write", 1), name("read", 2), name("read", 3), name("write", 4), name("read", 5))
+    b = blockers([w1, r2, r3, w4, r5])
+    assert b[r2] == w1 and b[r3] == w1
+    assert b[w4] == r3  # a writer waits for the reader right ahead of it
+    assert b[r5] == w4  # a reader behind a waiting writer waits for it: no writer starvation
+
+
+def test_leading_readers_proceed_together() -> None:
+    names = [name("read", 1), name("read", 2), name("read", 3)]
+    assert set(blockers(names).values()) == {None}
+
+
+def test_large_sequence_numbers_sort_numerically() -> None:
+    names = [name("write", 10_000_000_000), name("write", 9_999_999_999)]
+    assert [e.seq for e in ordered(names)] == [9_999_999_999, 10_000_000_000]
