@@ -98,8 +98,11 @@ class Ops:
     def _once(self, start: Callable[[], IAsyncResult], deadline: Deadline,
               on_abandon: Callable[[IAsyncResult], None] | None = None) -> Any:
         result = start()
+        wait = deadline.remaining()
+        if deadline.try_once:
+            wait = self.session.session_timeout
         try:
-            return result.get(timeout=deadline.remaining())
+            return result.get(timeout=wait)
         except KazooTimeoutError:
             # kazoo still holds the request and may send it once reconnected
             if on_abandon is not None:

@@ -18,13 +18,16 @@ _SEGMENT = re.compile(r"[^\x00-\x1f\x7f/]+")
 class Deadline:
     """A point in time computed once; every wait asks it for the time left.
 
-    ``Deadline(None)`` never expires, so one code path serves both cases.
+    ``Deadline(None)`` never expires, so one code path serves both cases.  ``Deadline(0)``
+    means "try once": the requests of the attempt still get their answer, but nothing waits
+    for another participant.
     """
 
-    __slots__ = ("_at",)
+    __slots__ = ("_at", "try_once")
 
     def __init__(self, timeout: float | None) -> None:
         self._at = None if timeout is None else time.monotonic() + timeout
+        self.try_once = timeout == 0
 
     @property
     def unbounded(self) -> bool:

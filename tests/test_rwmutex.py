@@ -1,0 +1,283 @@
+"""RWMutex against the real ensemble: ordering, no herd, deadlines, cleanup, fencing."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+import pytest
+from kazoo.client import KazooClient
+
+from zksync import AlreadyHeld, LockLost, NotHeld, RWMutex, Timeout
+
+from .conftest import RequestCounter, WatchCounter, settle, tree, wait_until
+
+Factory = Callable[..., KazooClient]
+
+
+def queue_names(client: KazooClient, path: str = "/lock") -> list[str]:
+    return [name for _, name in RWMutex(client, path).queue()]
+
+
+def enqueue(pool: ThreadPoolExecutor, client: KazooClient, queue_len_before: int, mode: str,
+            log: list[str], label: str, hold: threading.Event | None = None, timeout: float = 30) -> Any:
+    """Start an acquire in a thread and return once its node is in the queue."""
+    mutex = RWMutex(client, "/lock")
+
+    def run() -> RWMutex:
+        lease = mutex.lock(timeout) if mode == "write" else mutex.rlock(timeout)
+        log.append(f"{label} acquired {lease.fencing_token}")
+        if hold is not None:
+            hold.wait(30)
+            mutex.unlock() if mode == "write" else mutex.runlock()
+            log.append(f"{label} released")
+        return mutex
+
+    future = pool.submit(run)
+    wait_until(lambda: len(queue_names(client)) > queue_len_before, what=f"{label} queued")
+    return future
+
+
+def test_uncontended_write_lock_cycle_takes_three_requests(zk_client: KazooClient) -> None:
+    mutex = RWMutex(zk_client, "/lock")
+    mutex.lock(timeout=5)  # the first cycle also creates /lock
+    mutex.unlock()
+    counter = RequestCounter(zk_client)
+    for _ in range(5):
+        mutex.lock(timeout=5)
+        mutex.unlock()
+    counter.close()
+    assert counter.count == 15, counter.calls
+    assert set(counter.calls) == {"Create", "GetChildren", "Delete"} or "Create2" in counter.calls[0]
+    assert tree(zk_client) == {"/lock"}
+
+
+def test_writers_are_served_in_arrival_order(zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+    first = RWMutex(zk_client_factory(), "/lock")
+    first.lock(timeout=5)
+    log: list[str] = []
+    release = threading.Event()
+    futures = [enqueue(pool, zk_client_factory(), i + 1, "write", log, f"w{i}", release) for i in range(5)]
+    time.sleep(0.3)
+    assert log == []  # nobody gets in while the first writer holds
+    release.set()
+    first.unlock()
+    for future in futures:
+        settle(future)
+    acquired = [entry.split()[0] for entry in log if "acquired" in entry]
+    assert acquired == ["w0", "w1", "w2", "w3", "w4"]
+    tokens = [int(entry.split()[2]) for entry in log if "acquired" in entry]
+    assert tokens == sorted(tokens) and len(set(tokens)) == 5
+
+
+def test_reader_behind_a_waiting_writer_waits_for_it(zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+    reader = RWMutex(zk_client_factory(), "/lock")
+    reader.rlock(timeout=5)
+    log: list[str] = []
+    writer_go = threading.Event()
+    writer = enqueue(pool, zk_client_factory(), 1, "write", log, "writer", writer_go)
+    late_reader = enqueue(pool, zk_client_factory(), 2, "read", log, "late-reader", threading.Event())
+    time.sleep(0.5)
+    assert log == []  # the late reader does not overtake the waiting writer
+    reader.runlock()
+    wait_until(lambda: "writer acquired" in " ".join(log), what="writer acquired")
+    time.sleep(0.3)
+    assert not any("late-reader" in entry for entry in log)
+    writer_go.set()
+    settle(writer)
+    wait_until(lambda: any("late-reader acquired" in e for e in log), what="late reader acquired")
+    assert [e.split()[0] for e in log][:3] == ["writer", "writer", "late-reader"]
+    late_reader.cancel()
+
+
+def test_readers_hold_the_lock_together(zk_client_factory: Factory) -> None:
+    mutexes = [RWMutex(zk_client_factory(), "/lock") for _ in range(4)]
+    leases = [m.rlock(timeout=5) for m in mutexes]
+    assert all(lease.valid for lease in leases)
+    writer = RWMutex(zk_client_factory(), "/lock")
+    with pytest.raises(Timeout):
+        writer.lock(timeout=0.5)
+    for m in mutexes:
+        m.runlock()
+    writer.lock(timeout=5)
+    writer.unlock()
+
+
+def test_release_of_a_writer_wakes_exactly_one_of_ten_waiting_writers(
+        zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+    holder = RWMutex(zk_client_factory(), "/lock")
+    holder.lock(timeout=5)
+    clients = [zk_client_factory() for _ in range(10)]
+    counters = [WatchCounter(c) for c in clients]
+    log: list[str] = []
+    go = threading.Event()
+    futures = [enqueue(pool, c, i + 1, "write", log, f"w{i}", go) for i, c in enumerate(clients)]
+    assert sum(c.count for c in counters) == 0
+    holder.unlock()
+    wait_until(lambda: len(log) == 1, what="one waiter acquired")
+    time.sleep(0.5)
+    assert sum(c.count for c in counters) == 1  # one notification, to the one that can proceed
+    assert log == ["w0 acquired " + log[0].split()[2]]
+    go.set()
+    for future in futures:
+        settle(future)
+    # every further release also woke exactly the next writer
+    assert sum(c.count for c in counters) == 10
+
+
+def test_release_of_a_writer_wakes_the_ten_readers_behind_it_and_no_one_else(
+        zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+    holder = RWMutex(zk_client_factory(), "/lock")
+    holder.lock(timeout=5)
+    clients = [zk_client_factory() for _ in range(10)]
+    counters = [WatchCounter(c) for c in clients]
+    log: list[str] = []
+    hold = threading.Event()
+    readers = [enqueue(pool, c, i + 1, "read", log, f"r{i}", hold) for i, c in enumerate(clients)]
+    writer_client = zk_client_factory()
+    writer_counter = WatchCounter(writer_client)
+    writer = enqueue(pool, writer_client, 11, "write", log, "w", threading.Event())
+    holder.unlock()
+    wait_until(lambda: len(log) == 10, what="all ten readers acquired")
+    time.sleep(0.3)
+    assert sum(c.count for c in counters) == 10
+    assert writer_counter.count == 0  # the writer behind them was not woken
+    hold.set()
+    for r in readers:
+        settle(r)
+    wait_until(lambda: any(e.startswith("w acquired") for e in log), what="writer acquired")
+    writer.cancel()
+
+
+def test_timeout_is_a_deadline_not_restarted_when_the_predecessor_changes(
+        zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+    holder = RWMutex(zk_client_factory(), "/lock")
+    holder.lock(timeout=5)
+    impatient = RWMutex(zk_client_factory(), "/lock")
+    first_waiter = pool.submit(impatient.lock, 1.5)
+    wait_until(lambda: len(queue_names(holder._ops.client)) == 2)
+    patient = RWMutex(zk_client_factory(), "/lock")
+    started = time.monotonic()
+    with pytest.raises(Timeout):
+        patient.lock(timeout=3.0)  # its predecessor leaves at ~1.5 s; a restarted wait would end at ~4.5 s
+    elapsed = time.monotonic() - started
+    with pytest.raises(Timeout):
+        settle(first_waiter)
+    assert elapsed < 4.0
+    assert len(queue_names(holder._ops.client)) == 1  # both timed-out waiters removed their nodes
+    holder.unlock()
+
+
+def test_a_waiter_that_times_out_leaves_no_node(zk_client_factory: Factory, zk_client: KazooClient) -> None:
+    holder = RWMutex(zk_client_factory(), "/lock")
+    holder.lock(timeout=5)
+    for mode in ("write", "read"):
+        waiter = RWMutex(zk_client_factory(), "/lock")
+        with pytest.raises(Timeout):
+            waiter.lock(timeout=0.3) if mode == "write" else waiter.rlock(timeout=0.3)
+        assert waiter.held is None
+    assert len(queue_names(zk_client)) == 1
+    holder.unlock()
+    assert tree(zk_client) == {"/lock"}
+
+
+def test_zero_timeout_tries_once(zk_client: KazooClient, zk_client_factory: Factory) -> None:
+    mutex = RWMutex(zk_client, "/lock")
+    assert mutex.lock(timeout=0).valid
+    other = RWMutex(zk_client_factory(), "/lock")
+    with pytest.raises(Timeout):
+        other.lock(timeout=0)
+    mutex.unlock()
+
+
+def test_not_reentrant_second_acquire_raises_instead_of_deadlocking(zk_client: KazooClient) -> None:
+    mutex = RWMutex(zk_client, "/lock")
+    mutex.lock(timeout=5)
+    with pytest.raises(AlreadyHeld):
+        mutex.lock(timeout=5)
+    with pytest.raises(AlreadyHeld):
+        mutex.rlock(timeout=5)
+    with pytest.raises(NotHeld):
+        mutex.runlock()
+    mutex.unlock()
+    with pytest.raises(NotHeld):
+        mutex.unlock()
+    assert len(queue_names(zk_client)) == 0
+
+
+def test_acquire_in_progress_on_another_thread_counts_as_held(
+        zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+    holder = RWMutex(zk_client_factory(), "/lock")
+    holder.lock(timeout=5)
+    shared = RWMutex(zk_client_factory(), "/lock")
+    waiting = pool.submit(shared.lock, 10)
+    wait_until(lambda: len(queue_names(holder._ops.client)) == 2)
+    with pytest.raises(AlreadyHeld):
+        shared.rlock(timeout=1)
+    holder.unlock()
+    settle(waiting)
+    shared.unlock()
+
+
+def test_fencing_tokens_grow_with_every_acquisition(zk_client_factory: Factory) -> None:
+    mutexes = [RWMutex(zk_client_factory(), "/lock") for _ in range(3)]
+    tokens = []
+    for round_ in range(3):
+        for m in mutexes:
+            with (m.write(timeout=5) if round_ != 1 else m.read(timeout=5)) as lease:
+                tokens.append(lease.fencing_token)
+                assert m.fencing_token == lease.fencing_token
+    assert tokens == sorted(tokens) and len(set(tokens)) == len(tokens)
+
+
+def test_context_manager_releases_on_error(zk_client: KazooClient) -> None:
+    mutex = RWMutex(zk_client, "/lock")
+    with pytest.raises(KeyError):
+        with mutex.write(timeout=5):
+            raise KeyError("boom")
+    assert mutex.held is None
+    assert queue_names(zk_client) == []
+
+
+def test_holder_whose_session_expires_is_told_and_the_next_token_is_greater(
+        zk_client_factory: Factory, zk_hosts: str, zk_chroot: str) -> None:
+    holder_client = zk_client_factory()
+    holder = RWMutex(holder_client, "/lock")
+    lease = holder.lock(timeout=5)
+    told: list[float] = []
+    lease.add_lost_callback(lambda _: told.append(time.monotonic()))
+    # close the holder's session from a second connection that uses the same session id
+    session_id, password = holder_client.client_id
+    thief = KazooClient(hosts=f"{zk_hosts}{zk_chroot}", client_id=(session_id, password), timeout=4)
+    thief.start(timeout=10)
+    thief.stop()
+    thief.close()
+    waiter = RWMutex(zk_client_factory(), "/lock")
+    new_lease = waiter.lock(timeout=15)
+    acquired = time.monotonic()
+    assert lease.wait_lost(10)
+    assert told and told[0] <= acquired + 0.5  # told no later than (about) the waiter's grant
+    with pytest.raises(LockLost):
+        lease.check()
+    with pytest.raises(LockLost):
+        holder.check()
+    assert new_lease.fencing_token > lease.fencing_token
+    holder.unlock()  # releasing a lost lease is allowed and harmless
+    waiter.unlock()
+
+
+def test_with_block_raises_lock_lost_when_the_lock_was_lost_inside(
+        zk_client_factory: Factory, zk_hosts: str, zk_chroot: str) -> None:
+    client = zk_client_factory()
+    mutex = RWMutex(client, "/lock")
+    with pytest.raises(LockLost):
+        with mutex.write(timeout=5) as lease:
+            session_id, password = client.client_id
+            thief = KazooClient(hosts=f"{zk_hosts}{zk_chroot}", client_id=(session_id, password), timeout=4)
+            thief.start(timeout=10)
+            thief.stop()
+            thief.close()
+            assert lease.wait_lost(10)
+    assert mutex.held is None
