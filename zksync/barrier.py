@@ -11,8 +11,8 @@ DoubleBarrier
     The one whose arrival makes the count reach N creates ``path/ready`` holding the sequence
     numbers of the N members it releases; everybody else waits on a watch for that one node.
     So a ``ready`` node left by an earlier round never releases a newcomer (its sequence is not
-    listed; a ready node none of whose members is present is stale and deleted), and the
-    N+1st arrival waits for the next round.
+    listed, and the ready node is older than the newcomer's node; a ready node none of whose
+    members is present is stale and deleted), and the N+1st arrival waits for the next round.
 
     On exit, the lowest member still present is the *monitor*: it keeps its node until every
     other member has gone (watching the highest remaining one), then deletes its node and
@@ -138,7 +138,7 @@ class DoubleBarrier:
         try:
             place = protected_create(self._ops, self.path, f"{self.identifier}.{{guid}}.", deadline, self.acl)
             node = place.path
-            self._members, self._ready_czxid = self._await_round(node, deadline)
+            self._members, self._ready_czxid = self._await_round(node, place.stat.czxid, deadline)
             self._node = node
         except BaseException:
             if node is not None:
@@ -189,7 +189,7 @@ class DoubleBarrier:
         with self._state:
             self._busy = False
 
-    def _await_round(self, node: str, deadline: Deadline) -> tuple[frozenset[int], int]:
+    def _await_round(self, node: str, my_czxid: int, deadline: Deadline) -> tuple[frozenset[int], int]:
         ops = self._ops
         me = _PARTICIPANT.match(node.rsplit("/", 1)[1])
         assert me is not None
@@ -199,7 +199,8 @@ class DoubleBarrier:
                 ready = ops.get(self._ready, deadline, watch=waiter.watch)
                 if ready is not None:
                     data, stat = ready
-                    members = _decode_members(data)
+                    # a ready node made before our node existed cannot be for us
+                    members = _decode_members(data) if stat.czxid > my_czxid else frozenset()
                     if my_seq in members:
                         return members, stat.czxid
                     present = _participants(ops.get_children(self.path, deadline))

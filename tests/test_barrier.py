@@ -1,0 +1,212 @@
+"""Barrier and DoubleBarrier against the real ensemble."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable
+
+import pytest
+from kazoo.client import KazooClient
+
+from zksync import AlreadyHeld, Barrier, DoubleBarrier, NotHeld, Timeout
+
+from .conftest import WatchCounter, settle, tree, wait_until
+
+Factory = Callable[..., KazooClient]
+
+
+# ---- Barrier --------------------------------------------------------------------------------
+def test_set_unset_report_whether_they_changed_anything(zk_client: KazooClient) -> None:
+    barrier = Barrier(zk_client, "/b")
+    assert not barrier.is_set()
+    assert barrier.set() is True
+    assert barrier.set() is False
+    assert barrier.is_set()
+    assert barrier.unset() is True
+    assert barrier.unset() is False
+    assert not barrier.is_set()
+
+
+def test_wait_returns_at_once_when_not_set(zk_client: KazooClient) -> None:
+    Barrier(zk_client, "/b").wait(timeout=0)
+
+
+def test_unset_releases_every_waiter_with_one_notification_each(
+        zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+    setter = Barrier(zk_client_factory(), "/b")
+    setter.set()
+    clients = [zk_client_factory() for _ in range(10)]
+    counters = [WatchCounter(c) for c in clients]
+    waiters = [pool.submit(Barrier(c, "/b").wait, 20) for c in clients]
+    time.sleep(0.5)
+    assert not any(w.done() for w in waiters)
+    setter.unset()
+    for w in waiters:
+        settle(w)
+    assert sum(c.count for c in counters) == 10
+
+
+def test_wait_times_out_while_set_and_leaves_nothing_behind(zk_client: KazooClient,
+                                                             zk_client_factory: Factory) -> None:
+    Barrier(zk_client, "/b").set()
+    before = tree(zk_client)
+    with pytest.raises(Timeout):
+        Barrier(zk_client_factory(), "/b").wait(timeout=0.3)
+    assert tree(zk_client) == before
+
+
+def test_setter_disconnecting_does_not_release_waiters(zk_client_factory: Factory,
+                                                        pool: ThreadPoolExecutor) -> None:
+    setter_client = zk_client_factory()
+    Barrier(setter_client, "/b").set()
+    waiter = pool.submit(Barrier(zk_client_factory(), "/b").wait, 20)
+    setter_client.stop()
+    setter_client.close()
+    time.sleep(1.0)
+    assert not waiter.done()  # the barrier node is persistent
+    Barrier(zk_client_factory(), "/b").unset()
+    settle(waiter)
+
+
+# ---- DoubleBarrier --------------------------------------------------------------------------
+def enter_all(pool: ThreadPoolExecutor, barriers: list[DoubleBarrier], timeout: float = 20) -> list[Future[Any]]:
+    return [pool.submit(b.enter, timeout) for b in barriers]
+
+
+def participants(client: KazooClient, path: str = "/db") -> list[str]:
+    if client.exists(path) is None:
+        return []
+    return [c for c in client.get_children(path) if c != "ready"]
+
+
+def test_enter_returns_only_when_all_have_entered_and_exit_only_when_all_have_left(
+        zk_client_factory: Factory, pool: ThreadPoolExecutor, zk_client: KazooClient) -> None:
+    barriers = [DoubleBarrier(zk_client_factory(), "/db", 3, identifier=f"p{i}") for i in range(3)]
+    first = enter_all(pool, barriers[:2])
+    time.sleep(0.5)
+    assert not any(f.done() for f in first)
+    last = pool.submit(barriers[2].enter, 20)
+    for f in first + [last]:
+        settle(f)
+    assert all(b.entered for b in barriers)
+    early = [pool.submit(b.exit, 20) for b in barriers[:2]]
+    time.sleep(0.5)
+    assert not any(f.done() for f in early)  # one member is still inside
+    barriers[2].exit(timeout=20)
+    for f in early:
+        settle(f)
+    assert tree(zk_client) == {"/db"}  # no participant node and no ready node left
+
+
+def test_with_statement_enters_and_exits(zk_client_factory: Factory, pool: ThreadPoolExecutor,
+                                         zk_client: KazooClient) -> None:
+    def member(i: int) -> None:
+        with DoubleBarrier(zk_client_factory(), "/db", 2, identifier=f"m{i}"):
+            pass
+    for f in [pool.submit(member, i) for i in range(2)]:
+        settle(f)
+    assert tree(zk_client) == {"/db"}
+
+
+def test_more_than_n_arrivals_only_n_enter_and_the_rest_wait_for_the_next_round(
+        zk_client_factory: Factory, pool: ThreadPoolExecutor, zk_client: KazooClient) -> None:
+    barriers = [DoubleBarrier(zk_client_factory(), "/db", 2, identifier=f"p{i}") for i in range(3)]
+    futures = []
+    for b in barriers:
+        futures.append(pool.submit(b.enter, 20))
+        wait_until(lambda: len(participants(zk_client)) == len(futures), what="participant queued")
+    settle(futures[0])
+    settle(futures[1])
+    time.sleep(0.5)
+    assert not futures[2].done()  # the third waits: it is not a member of this round
+    assert barriers[0].entered and barriers[1].entered and not barriers[2].entered
+    for f in [pool.submit(b.exit, 20) for b in barriers[:2]]:
+        settle(f)
+    fourth = DoubleBarrier(zk_client_factory(), "/db", 2, identifier="p3")
+    fourth.enter(timeout=20)  # a new round: the third and the fourth
+    settle(futures[2])
+    for f in [pool.submit(b.exit, 20) for b in (barriers[2], fourth)]:
+        settle(f)
+    assert tree(zk_client) == {"/db"}
+
+
+def test_a_stale_ready_node_from_a_crashed_round_never_lets_a_new_round_through_early(
+        zk_client: KazooClient, zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+    zk_client.create("/db/ready", json.dumps({"members": [1, 2]}).encode(), makepath=True)
+    lone = DoubleBarrier(zk_client_factory(), "/db", 2, identifier="lone")
+    with pytest.raises(Timeout):
+        lone.enter(timeout=1.0)  # alone, it must not pass the stale ready node
+    assert not lone.entered
+    pair = [DoubleBarrier(zk_client_factory(), "/db", 2, identifier=f"p{i}") for i in range(2)]
+    for f in enter_all(pool, pair):
+        settle(f)
+    for f in [pool.submit(b.exit, 20) for b in pair]:
+        settle(f)
+    assert tree(zk_client) == {"/db"}
+
+
+def test_re_entering_after_a_timeout_works_and_leaves_no_extra_node(
+        zk_client_factory: Factory, pool: ThreadPoolExecutor, zk_client: KazooClient) -> None:
+    early = DoubleBarrier(zk_client_factory(), "/db", 2, identifier="early")
+    with pytest.raises(Timeout):
+        early.enter(timeout=0.5)
+    assert participants(zk_client) == []
+    late = DoubleBarrier(zk_client_factory(), "/db", 2, identifier="late")
+    for f in enter_all(pool, [early, late]):
+        settle(f)
+    assert len(participants(zk_client)) == 2
+    for f in [pool.submit(b.exit, 20) for b in (early, late)]:
+        settle(f)
+    assert tree(zk_client) == {"/db"}
+
+
+def test_a_participant_that_crashes_after_entering_does_not_block_the_others_exit(
+        zk_client_factory: Factory, pool: ThreadPoolExecutor, zk_client: KazooClient) -> None:
+    crasher_client = zk_client_factory()
+    barriers = [DoubleBarrier(zk_client_factory(), "/db", 3, identifier=f"p{i}") for i in range(2)]
+    crasher = DoubleBarrier(crasher_client, "/db", 3, identifier="crasher")
+    for f in enter_all(pool, barriers + [crasher]):
+        settle(f)
+    exits = [pool.submit(b.exit, 20) for b in barriers]
+    time.sleep(0.5)
+    assert not any(f.done() for f in exits)
+    crasher_client.stop()  # its session ends and its node goes with it
+    for f in exits:
+        settle(f)
+    assert tree(zk_client) == {"/db"}
+
+
+def test_the_lowest_member_crashing_during_exit_does_not_block_the_others(
+        zk_client_factory: Factory, pool: ThreadPoolExecutor, zk_client: KazooClient) -> None:
+    clients = [zk_client_factory() for _ in range(3)]
+    barriers = [DoubleBarrier(c, "/db", 3, identifier=f"p{i}") for i, c in enumerate(clients)]
+    futures = []
+    for b in barriers:  # enter one after the other so p0 has the lowest sequence
+        futures.append(pool.submit(b.enter, 20))
+        wait_until(lambda: len(participants(zk_client)) == len(futures))
+    for f in futures:
+        settle(f)
+    monitor = pool.submit(barriers[0].exit, 20)
+    other = pool.submit(barriers[1].exit, 20)
+    wait_until(lambda: len(participants(zk_client)) == 2, what="p1 left")  # p0 waits as monitor
+    clients[0].stop()  # the monitor crashes
+    time.sleep(0.3)
+    assert not other.done()  # p2 is still inside
+    barriers[2].exit(timeout=20)
+    settle(other)
+    with pytest.raises(Exception):
+        settle(monitor)
+    assert wait_until(lambda: tree(zk_client) == {"/db"}, what="clean tree")
+
+
+def test_double_barrier_state_errors(zk_client: KazooClient) -> None:
+    barrier = DoubleBarrier(zk_client, "/db", 1)
+    with pytest.raises(NotHeld):
+        barrier.exit(timeout=1)
+    barrier.enter(timeout=5)
+    with pytest.raises(AlreadyHeld):
+        barrier.enter(timeout=5)
+    barrier.exit(timeout=5)
+    assert tree(zk_client) == {"/db"}
