@@ -133,7 +133,7 @@ class Attempt:
     def _forget_node(self) -> None:
         node, self.node = self.node, None
         if node is not None:
-            release_node(self.ops, node)
+            release_node(self.ops, node, wait=False)
 
 
 def protected_create(ops: Ops, parent: str, pattern: str, deadline: Deadline, acl: list[ACL] | None,
@@ -176,10 +176,10 @@ def place_name(place: Place) -> str:
     return place.path.rsplit("/", 1)[1]
 
 
-def release_node(ops: Ops, node: str) -> None:
-    """Delete our node: at once when connected (waiting a moment for the answer, so that a
-    release is visible when it returns), otherwise as soon as the connection is back.
-    Never raises and never blocks for longer than that moment."""
+def release_node(ops: Ops, node: str, wait: bool = True) -> None:
+    """Delete our node: at once when connected (with ``wait``, waiting a moment for the
+    answer, so that a release is visible when it returns), otherwise as soon as the
+    connection is back.  Never raises and never blocks for longer than that moment."""
     session = ops.session
     if session.stopped():
         return  # closing the session removes ephemeral nodes
@@ -198,4 +198,5 @@ def release_node(ops: Ops, node: str) -> None:
             session.delete_when_connected(node)
 
     pending.rawlink(settled)
-    pending.wait(min(RELEASE_WAIT, session.session_timeout))
+    if wait:
+        pending.wait(min(RELEASE_WAIT, session.session_timeout))

@@ -142,7 +142,7 @@ class DoubleBarrier:
             self._node = node
         except BaseException:
             if node is not None:
-                release_node(self._ops, node)
+                release_node(self._ops, node, wait=False)
             raise
         finally:
             self._end()
@@ -160,7 +160,7 @@ class DoubleBarrier:
         try:
             self._await_departure(node, deadline)
         except BaseException:
-            release_node(self._ops, node)
+            release_node(self._ops, node, wait=False)
             raise
         finally:
             self._node = None

@@ -1,0 +1,227 @@
+"""Faults made with the local ensemble itself (killing and freezing members) and a lost
+create reply.  The Toxiproxy suite covers network faults between clients and members."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterator
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import ConnectionLoss
+
+import zksync
+from zksync import Barrier, DoubleBarrier, RWMutex, Timeout
+from zksync._ops import Ops
+from zksync._queue import _find_own
+from zksync._util import Deadline
+from zksync.testing import Ensemble
+
+from .conftest import settle, tree, wait_until
+
+Factory = Callable[..., KazooClient]
+
+
+@pytest.fixture
+def ensemble(zk_ensemble: Any) -> Iterator[Ensemble]:
+    if not isinstance(zk_ensemble, Ensemble):
+        pytest.skip("needs the local ensemble (ZOOKEEPER_PEERS names an external one)")
+    yield zk_ensemble
+    for index in range(zk_ensemble.size):  # whatever a test did, leave every member serving
+        zk_ensemble.resume(index)
+        zk_ensemble.start_member(index, wait=False)
+    zk_ensemble.wait_ready()
+    for index in range(zk_ensemble.size):
+        zk_ensemble.wait_member(index)
+
+
+def follower(ensemble: Ensemble) -> int:
+    return next(i for i in range(ensemble.size) if ensemble.mode(i) == "follower")
+
+
+def others(ensemble: Ensemble, index: int) -> str:
+    return ",".join(f"{ensemble.host}:{m.client_port}" for i, m in enumerate(ensemble.members) if i != index)
+
+
+def only(ensemble: Ensemble, index: int) -> str:
+    host, port = ensemble.address(index)
+    return f"{host}:{port}"
+
+
+def lose_next_create_reply(client: KazooClient) -> list[str]:
+    """The next create reaches the server, but the client is told the connection was lost."""
+    original = client.create_async
+    made: list[str] = []
+
+    def create_async(*args: Any, **kwargs: Any) -> Any:
+        client.create_async = original  # once
+        real = original(*args, **kwargs)
+        fake = client.handler.async_result()
+
+        def relay(result: Any) -> None:
+            value = result.get()
+            made.append(value[0] if isinstance(value, tuple) else value)
+            fake.set_exception(ConnectionLoss())
+
+        real.rawlink(relay)
+        return fake
+
+    client.create_async = create_async
+    return made
+
+
+def test_lost_create_reply_finds_its_own_node_and_leaves_no_orphan(
+        zk_client_factory: Factory, zk_client: KazooClient) -> None:
+    client = zk_client_factory()
+    mutex = RWMutex(client, "/lock")
+    mutex.lock(timeout=1)
+    mutex.unlock()  # /lock exists now
+    made = lose_next_create_reply(client)
+    lease = mutex.lock(timeout=5)
+    assert made and lease.node == made[0]  # adopted the node the lost create made
+    assert len(zk_client.get_children("/lock")) == 1
+    mutex.unlock()
+    assert zk_client.get_children("/lock") == []
+    other = RWMutex(zk_client_factory(), "/lock")
+    other.lock(timeout=5)
+    other.unlock()
+
+
+def test_a_node_with_our_guid_made_by_another_session_is_deleted_not_adopted(
+        zk_client_factory: Factory, zk_client: KazooClient) -> None:
+    guid = "ab" * 16
+    stranger = zk_client_factory()
+    stranger.create(f"/lock/write-{guid}-", ephemeral=True, sequence=True, makepath=True)
+    ops = Ops(zk_client_factory(), "RWMutex", "/lock")
+    assert _find_own(ops, "/lock", guid, Deadline(5)) is None
+    assert zk_client.get_children("/lock") == []
+
+
+def test_holder_cut_off_past_the_session_timeout_is_told_before_a_waiter_acquires(
+        ensemble: Ensemble, zk_chroot: str, zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+    index = follower(ensemble)
+    holder_client = zk_client_factory(hosts=only(ensemble, index), timeout=4)
+    holder = RWMutex(holder_client, "/lock")
+    lease = holder.lock(timeout=5)
+    told: list[float] = []
+    lease.add_lost_callback(lambda _: told.append(time.monotonic()))
+    waiter = RWMutex(zk_client_factory(hosts=others(ensemble, index), timeout=4), "/lock")
+    waiting = pool.submit(waiter.lock, 30)
+    wait_until(lambda: len(waiter.queue()) == 2)
+    ensemble.pause(index)  # the holder's only member freezes: the holder is cut off
+    new_lease = settle(waiting, 40)
+    acquired = time.monotonic()
+    assert told, "the holder was not told before the waiter acquired"
+    assert told[0] <= acquired
+    assert lease.lost and new_lease.fencing_token > lease.fencing_token
+    ensemble.resume(index)
+    waiter.unlock()
+
+
+def test_holder_cut_off_briefly_keeps_the_lock(ensemble: Ensemble, zk_client_factory: Factory) -> None:
+    index = follower(ensemble)
+    client = zk_client_factory(hosts=f"{only(ensemble, index)},{others(ensemble, index)}", timeout=8,
+                               randomize_hosts=False)
+    holder = RWMutex(client, "/lock")
+    lease = holder.lock(timeout=5)
+    ensemble.kill(index)  # the holder's member crashes: it reconnects to another one
+    wait_until(lambda: client.connected and client._connection._socket is not None, 20, "reconnected")
+    time.sleep(0.5)
+    assert lease.valid
+    lease.check()
+    waiter = RWMutex(zk_client_factory(hosts=others(ensemble, index)), "/lock")
+    with pytest.raises(Timeout):
+        waiter.lock(timeout=1)
+    holder.unlock()
+    waiter.lock(timeout=5)
+    waiter.unlock()
+
+
+def test_waiter_timing_out_while_disconnected_removes_its_node_once_reconnected(
+        ensemble: Ensemble, zk_client_factory: Factory, zk_client: KazooClient) -> None:
+    index = follower(ensemble)
+    holder = RWMutex(zk_client_factory(hosts=others(ensemble, index)), "/lock")
+    holder.lock(timeout=5)
+    waiter_client = zk_client_factory(hosts=only(ensemble, index), timeout=10)
+    waiter = RWMutex(waiter_client, "/lock")
+    result: list[BaseException] = []
+    thread = threading.Thread(target=lambda: _capture(result, waiter.lock, 2.0))
+    thread.start()
+    wait_until(lambda: len(holder.queue()) == 2)
+    ensemble.kill(index)  # the waiter is disconnected while it waits
+    thread.join(10)
+    assert result and isinstance(result[0], Timeout)
+    assert len(holder.queue()) == 2  # its node is still there: it could not be deleted yet
+    ensemble.start_member(index)
+    wait_until(lambda: len(holder.queue()) == 1, 20, "the waiter's node removed after reconnecting")
+    assert waiter_client.connected  # same session: the node was deleted by the client, not by expiry
+    holder.unlock()
+
+
+def _capture(into: list[BaseException], call: Callable[..., Any], *args: Any) -> None:
+    try:
+        call(*args)
+    except BaseException as exc:  # noqa: B902 - recorded for the test thread
+        into.append(exc)
+
+
+def test_barrier_waiter_survives_its_member_crashing_and_is_released_after(
+        ensemble: Ensemble, zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+    index = follower(ensemble)
+    setter = Barrier(zk_client_factory(hosts=others(ensemble, index)), "/b")
+    setter.set()
+    waiter = pool.submit(Barrier(zk_client_factory(hosts=only(ensemble, index), timeout=10), "/b").wait, 30)
+    time.sleep(0.3)
+    ensemble.kill(index)
+    time.sleep(1.0)
+    assert not waiter.done()  # the empty watch event of the disconnect does not release it
+    ensemble.start_member(index)
+    time.sleep(1.0)
+    assert not waiter.done()
+    setter.unset()
+    settle(waiter, 20)
+
+
+def test_double_barrier_round_completes_across_a_member_crash(
+        ensemble: Ensemble, zk_client_factory: Factory, pool: ThreadPoolExecutor, zk_client: KazooClient) -> None:
+    index = follower(ensemble)
+    near = [DoubleBarrier(zk_client_factory(hosts=others(ensemble, index)), "/db", 3, identifier=f"n{i}")
+            for i in range(2)]
+    far = DoubleBarrier(zk_client_factory(hosts=only(ensemble, index), timeout=10), "/db", 3, identifier="far")
+    entering = [pool.submit(b.enter, 30) for b in near + [far]]
+    wait_until(lambda: zk_client.exists("/db") and len(zk_client.get_children("/db")) >= 2)
+    ensemble.kill(index)
+    time.sleep(0.5)
+    ensemble.start_member(index)
+    for f in entering:
+        settle(f, 40)
+    for f in [pool.submit(b.exit, 30) for b in near + [far]]:
+        settle(f, 40)
+    assert tree(zk_client) == {"/db"}
+
+
+def test_leader_killed_while_writers_queue_still_serves_every_writer_once(
+        ensemble: Ensemble, zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+    inside = []
+    overlap = []
+    guard = threading.Lock()
+
+    def writer(i: int) -> None:
+        mutex = RWMutex(zk_client_factory(timeout=8), "/lock")
+        with mutex.write(timeout=40):
+            with guard:
+                inside.append(i)
+                if len(inside) > 1:
+                    overlap.append(list(inside))
+            time.sleep(0.2)
+            with guard:
+                inside.remove(i)
+
+    futures = [pool.submit(writer, i) for i in range(5)]
+    time.sleep(0.3)
+    ensemble.kill(ensemble.leader())
+    for f in futures:
+        settle(f, 60)
+    assert overlap == []
