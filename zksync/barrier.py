@@ -166,6 +166,24 @@ class DoubleBarrier:
             self._node = None
             self._end()
 
+    def present(self, timeout: float | None = None) -> list[str]:
+        """Identifiers of the participants whose nodes exist now, in arrival order."""
+        deadline = Deadline(check_timeout(timeout)) if timeout is not None else self._ops.default_deadline()
+        names = self._ops.get_children(self.path, deadline, missing_ok=True)
+        return [_identifier(p.name) for p in _participants(names)]
+
+    def evict(self, identifier: str, timeout: float | None = None) -> int:
+        """Remove the participant nodes of ``identifier`` (exit on its behalf: an operator's
+        tool for a participant that is stuck but still connected).  Needs DELETE permission
+        on ``path``; returns how many nodes were removed."""
+        identifier = check_name(identifier, "identifier", self.recipe)
+        deadline = Deadline(check_timeout(timeout)) if timeout is not None else self._ops.default_deadline()
+        removed = 0
+        for p in _participants(self._ops.get_children(self.path, deadline, missing_ok=True)):
+            if _identifier(p.name) == identifier and self._ops.delete(f"{self.path}/{p.name}", deadline):
+                removed += 1
+        return removed
+
     def __enter__(self) -> DoubleBarrier:
         self.enter()
         return self
@@ -262,6 +280,11 @@ class DoubleBarrier:
         stat = self._ops.exists(self._ready, deadline)
         if stat is not None and stat.czxid == self._ready_czxid:
             self._ops.delete(self._ready, deadline, version=stat.version)
+
+
+def _identifier(name: str) -> str:
+    match = _PARTICIPANT.match(name)
+    return match["ident"] if match else name
 
 
 def _decode_members(data: bytes) -> frozenset[int]:

@@ -1,0 +1,91 @@
+"""ACLs: a client without the credential can neither release nor change another's state."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.security import make_acl, make_digest_acl
+
+from zksync import AccessDenied, Barrier, DoubleBarrier, RWMutex
+
+Factory = Callable[..., KazooClient]
+
+ALICE = [make_digest_acl("alice", "secret", all=True), make_acl("world", "anyone", read=True)]
+
+
+@pytest.fixture
+def alice(zk_client_factory: Factory) -> KazooClient:
+    return zk_client_factory(auth_data=[("digest", "alice:secret")])
+
+
+@pytest.fixture
+def mallory(zk_client_factory: Factory) -> KazooClient:
+    return zk_client_factory()
+
+
+def snapshot(client: KazooClient, path: str) -> list[str]:
+    return sorted(client.get_children(path))
+
+
+def test_acl_is_applied_to_the_recipe_nodes(alice: KazooClient) -> None:
+    mutex = RWMutex(alice, "/guarded/lock", acl=ALICE)
+    lease = mutex.lock(timeout=5)
+    for path in ("/guarded", "/guarded/lock", lease.node):
+        acls, _ = alice.get_acls(path)
+        assert {a.id.scheme for a in acls} == {"digest", "world"}, path
+    mutex.unlock()
+
+
+def test_without_the_credential_a_lock_can_be_neither_broken_nor_taken(alice: KazooClient,
+                                                                        mallory: KazooClient) -> None:
+    owner = RWMutex(alice, "/lock", acl=ALICE)
+    lease = owner.lock(timeout=5)
+    before = snapshot(alice, "/lock")
+    with pytest.raises(AccessDenied):
+        RWMutex(mallory, "/lock").break_lock(timeout=5)
+    with pytest.raises(AccessDenied):
+        RWMutex(mallory, "/lock").lock(timeout=5)
+    assert snapshot(alice, "/lock") == before
+    assert lease.valid
+    owner.unlock()
+
+
+def test_without_the_credential_a_barrier_can_be_neither_unset_nor_set(alice: KazooClient,
+                                                                        mallory: KazooClient) -> None:
+    owner = Barrier(alice, "/b", acl=ALICE)
+    owner.set()
+    with pytest.raises(AccessDenied):
+        Barrier(mallory, "/b").unset()
+    assert owner.is_set()
+    assert Barrier(mallory, "/b").is_set()  # reading is allowed by the ACL
+    owner.unset()
+    with pytest.raises(AccessDenied):
+        Barrier(mallory, "/b").set()
+    assert not owner.is_set()
+
+
+def test_without_the_credential_one_cannot_enter_or_remove_a_participant(
+        alice: KazooClient, mallory: KazooClient) -> None:
+    owner = DoubleBarrier(alice, "/db", 1, identifier="alice", acl=ALICE)
+    owner.enter(timeout=5)
+    before = snapshot(alice, "/db")
+    with pytest.raises(AccessDenied):
+        DoubleBarrier(mallory, "/db", 1, identifier="mallory").enter(timeout=5)
+    with pytest.raises(AccessDenied):  # exiting on alice's behalf
+        DoubleBarrier(mallory, "/db", 1).evict("alice", timeout=5)
+    assert snapshot(alice, "/db") == before
+    assert DoubleBarrier(mallory, "/db", 1).present() == ["alice"]
+    owner.exit(timeout=5)
+
+
+def test_with_the_credential_an_operator_can_evict_a_stuck_participant(
+        alice: KazooClient, zk_client_factory: Factory) -> None:
+    stuck = DoubleBarrier(zk_client_factory(auth_data=[("digest", "alice:secret")]), "/db", 1, identifier="stuck",
+                          acl=ALICE)
+    stuck.enter(timeout=5)
+    operator = DoubleBarrier(alice, "/db", 1)
+    assert operator.present() == ["stuck"]
+    assert operator.evict("stuck", timeout=5) == 1
+    assert operator.present() == []
