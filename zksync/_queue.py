@@ -27,6 +27,7 @@ from ._util import Deadline
 from .errors import ConnectionLost, Timeout
 
 RELEASE_WAIT = 5.0  # seconds a release waits for the server's answer before deferring
+CLEANUP_WAIT = 1.0  # the same after a failed or timed-out attempt: the caller's error must not wait long
 
 _NAME = re.compile(r"^(?P<kind>[a-z]+)-(?P<guid>[0-9a-f]{32})-(?P<seq>\d{10,})$")
 
@@ -133,7 +134,7 @@ class Attempt:
     def _forget_node(self) -> None:
         node, self.node = self.node, None
         if node is not None:
-            release_node(self.ops, node, wait=False)
+            release_node(self.ops, node, wait=CLEANUP_WAIT)
 
 
 def protected_create(ops: Ops, parent: str, pattern: str, deadline: Deadline, acl: list[ACL] | None,
@@ -176,10 +177,10 @@ def place_name(place: Place) -> str:
     return place.path.rsplit("/", 1)[1]
 
 
-def release_node(ops: Ops, node: str, wait: bool = True) -> None:
-    """Delete our node: at once when connected (with ``wait``, waiting a moment for the
-    answer, so that a release is visible when it returns), otherwise as soon as the
-    connection is back.  Never raises and never blocks for longer than that moment."""
+def release_node(ops: Ops, node: str, wait: float = RELEASE_WAIT) -> None:
+    """Delete our node: at once when connected, waiting up to ``wait`` seconds for the answer
+    (so that a release is visible when it returns), otherwise as soon as the connection is
+    back.  Never raises and never blocks for longer than ``wait``."""
     session = ops.session
     if session.stopped():
         return  # closing the session removes ephemeral nodes
@@ -198,5 +199,5 @@ def release_node(ops: Ops, node: str, wait: bool = True) -> None:
             session.delete_when_connected(node)
 
     pending.rawlink(settled)
-    if wait:
-        pending.wait(min(RELEASE_WAIT, session.session_timeout))
+    if wait > 0:
+        pending.wait(min(wait, session.session_timeout))

@@ -34,7 +34,7 @@ from kazoo.client import KazooClient
 from kazoo.security import ACL
 
 from ._ops import Ops, Waiter
-from ._queue import protected_create, release_node
+from ._queue import CLEANUP_WAIT, protected_create, release_node
 from ._util import Deadline, check_acl, check_name, check_path, check_timeout
 from .errors import AlreadyHeld, InvalidArgument, NotHeld, Timeout
 
@@ -142,7 +142,7 @@ class DoubleBarrier:
             self._node = node
         except BaseException:
             if node is not None:
-                release_node(self._ops, node, wait=False)
+                release_node(self._ops, node, wait=CLEANUP_WAIT)
             raise
         finally:
             self._end()
@@ -160,7 +160,7 @@ class DoubleBarrier:
         try:
             self._await_departure(node, deadline)
         except BaseException:
-            release_node(self._ops, node, wait=False)
+            release_node(self._ops, node, wait=CLEANUP_WAIT)
             raise
         finally:
             self._node = None

@@ -231,7 +231,7 @@ class RWMutex:
         def on_lost(reason: str) -> None:
             if holder:
                 holder[0]._mark_lost(reason)
-                release_node(self._ops, holder[0].node, wait=False)
+                release_node(self._ops, holder[0].node, wait=0)
             else:
                 attempt.lost = True
 
