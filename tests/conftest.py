@@ -77,7 +77,21 @@ class WatchCounter:
 
 
 @pytest.fixture
-def pool() -> Iterator[ThreadPoolExecutor]:
+def gates() -> Iterator[Callable[[], threading.Event]]:
+    """``gates()`` makes an event that test threads wait on; all are opened after the test."""
+    made: list[threading.Event] = []
+
+    def make() -> threading.Event:
+        made.append(threading.Event())
+        return made[-1]
+
+    yield make
+    for event in made:
+        event.set()
+
+
+@pytest.fixture
+def pool(gates: Callable[[], threading.Event]) -> Iterator[ThreadPoolExecutor]:
     executor = ThreadPoolExecutor(max_workers=32)
     yield executor
     executor.shutdown(wait=False, cancel_futures=True)

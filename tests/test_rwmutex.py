@@ -15,6 +15,7 @@ from zksync import AlreadyHeld, LockLost, NotHeld, RWMutex, Timeout
 from .conftest import RequestCounter, WatchCounter, settle, tree, wait_until
 
 Factory = Callable[..., KazooClient]
+Gates = Callable[[], threading.Event]
 
 
 def queue_names(client: KazooClient, path: str = "/lock") -> list[str]:
@@ -53,11 +54,11 @@ def test_uncontended_write_lock_cycle_takes_three_requests(zk_client: KazooClien
     assert tree(zk_client) == {"/lock"}
 
 
-def test_writers_are_served_in_arrival_order(zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+def test_writers_are_served_in_arrival_order(zk_client_factory: Factory, pool: ThreadPoolExecutor, gates: Gates) -> None:
     first = RWMutex(zk_client_factory(), "/lock")
     first.lock(timeout=5)
     log: list[str] = []
-    release = threading.Event()
+    release = gates()
     futures = [enqueue(pool, zk_client_factory(), i + 1, "write", log, f"w{i}", release) for i in range(5)]
     time.sleep(0.3)
     assert log == []  # nobody gets in while the first writer holds
@@ -71,13 +72,13 @@ def test_writers_are_served_in_arrival_order(zk_client_factory: Factory, pool: T
     assert tokens == sorted(tokens) and len(set(tokens)) == 5
 
 
-def test_reader_behind_a_waiting_writer_waits_for_it(zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+def test_reader_behind_a_waiting_writer_waits_for_it(zk_client_factory: Factory, pool: ThreadPoolExecutor, gates: Gates) -> None:
     reader = RWMutex(zk_client_factory(), "/lock")
     reader.rlock(timeout=5)
     log: list[str] = []
-    writer_go = threading.Event()
+    writer_go = gates()
     writer = enqueue(pool, zk_client_factory(), 1, "write", log, "writer", writer_go)
-    late_reader = enqueue(pool, zk_client_factory(), 2, "read", log, "late-reader", threading.Event())
+    late_reader = enqueue(pool, zk_client_factory(), 2, "read", log, "late-reader", gates())
     time.sleep(0.5)
     assert log == []  # the late reader does not overtake the waiting writer
     reader.runlock()
@@ -105,13 +106,13 @@ def test_readers_hold_the_lock_together(zk_client_factory: Factory) -> None:
 
 
 def test_release_of_a_writer_wakes_exactly_one_of_ten_waiting_writers(
-        zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+        zk_client_factory: Factory, pool: ThreadPoolExecutor, gates: Gates) -> None:
     holder = RWMutex(zk_client_factory(), "/lock")
     holder.lock(timeout=5)
     clients = [zk_client_factory() for _ in range(10)]
     counters = [WatchCounter(c) for c in clients]
     log: list[str] = []
-    go = threading.Event()
+    go = gates()
     futures = [enqueue(pool, c, i + 1, "write", log, f"w{i}", go) for i, c in enumerate(clients)]
     assert sum(c.count for c in counters) == 0
     holder.unlock()
@@ -127,17 +128,17 @@ def test_release_of_a_writer_wakes_exactly_one_of_ten_waiting_writers(
 
 
 def test_release_of_a_writer_wakes_the_ten_readers_behind_it_and_no_one_else(
-        zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+        zk_client_factory: Factory, pool: ThreadPoolExecutor, gates: Gates) -> None:
     holder = RWMutex(zk_client_factory(), "/lock")
     holder.lock(timeout=5)
     clients = [zk_client_factory() for _ in range(10)]
     counters = [WatchCounter(c) for c in clients]
     log: list[str] = []
-    hold = threading.Event()
+    hold = gates()
     readers = [enqueue(pool, c, i + 1, "read", log, f"r{i}", hold) for i, c in enumerate(clients)]
     writer_client = zk_client_factory()
     writer_counter = WatchCounter(writer_client)
-    writer = enqueue(pool, writer_client, 11, "write", log, "w", threading.Event())
+    writer = enqueue(pool, writer_client, 11, "write", log, "w", gates())
     holder.unlock()
     wait_until(lambda: len(log) == 10, what="all ten readers acquired")
     time.sleep(0.3)
