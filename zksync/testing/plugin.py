@@ -6,6 +6,11 @@ Installed with zksync (entry point ``pytest11``).  Fixtures:
                  ``ZOOKEEPER_PEERS`` (then member control — kill, pause — is unavailable).
 ``zk_hosts``     its connection string.
 ``zk_client``    a started kazoo client, chrooted to a fresh path for this test.
+``zk_proxied``   (session) a :class:`~zksync.testing.toxi.ProxiedEnsemble`: a Toxiproxy proxy
+                 ``zkN`` in front of each member — the server named by ``TOXIPROXY``, else a
+                 local ``toxiproxy-server``.  Without one the test is skipped, or fails when
+                 ``CI=true``.
+``zk_faults``    the same, healed (every toxic removed) after each test.
 ``zk_client_factory``  ``zk_client_factory(**kazoo_options)`` makes more such clients (same
                  chroot); all are closed after the test.
 
@@ -27,6 +32,7 @@ from kazoo.client import KazooClient
 
 from .. import connect
 from .ensemble import Ensemble
+from .toxi import ProxiedEnsemble, ToxiproxyServer, find_server
 
 
 class ExternalEnsemble:
@@ -126,6 +132,35 @@ def zk_client_factory(zk_hosts: str, zk_chroot: str, zk_session_timeout: float
 @pytest.fixture
 def zk_client(zk_client_factory: Callable[..., KazooClient]) -> KazooClient:
     return zk_client_factory()
+
+
+@pytest.fixture(scope="session")
+def zk_proxied(zk_ensemble: Ensemble | ExternalEnsemble) -> Iterator[ProxiedEnsemble]:
+    external_peers = bool(os.environ.get("ZOOKEEPER_PEERS", "").strip())
+    api = os.environ.get("TOXIPROXY", "").strip()
+    if api:
+        # the docker-compose / Vagrant layout: its zkN proxies already front the ensemble
+        proxied = ProxiedEnsemble(api, None if external_peers else zk_ensemble.hosts.split(","))
+        yield proxied
+        proxied.close(destroy=not external_peers)
+        return
+    binary = find_server()
+    if binary is None:
+        reason = "toxiproxy-server not found (run .ci/setup, or set TOXIPROXY_SERVER or TOXIPROXY)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with ToxiproxyServer(binary=binary) as server:
+        proxied = ProxiedEnsemble(server.api, zk_ensemble.hosts.split(","))
+        yield proxied
+        proxied.close()
+
+
+@pytest.fixture
+def zk_faults(zk_proxied: ProxiedEnsemble) -> Iterator[ProxiedEnsemble]:
+    zk_proxied.heal()
+    yield zk_proxied
+    zk_proxied.heal()
 
 
 @pytest.hookimpl(wrapper=True)
