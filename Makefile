@@ -1,7 +1,7 @@
 PYTHON ?= python3
 export PATH := $(HOME)/.cache/zksync/bin:$(PATH)
 
-.PHONY: setup demo test typecheck unit
+.PHONY: setup demo test typecheck unit nemesis
 
 setup:
 	bash .ci/setup
@@ -17,3 +17,6 @@ typecheck:
 
 unit:
 	$(PYTHON) -m pytest -q tests/test_rules.py tests/test_validation.py
+
+nemesis: setup
+	$(PYTHON) -m zksync.testing.nemesis --duration 120 --impl zksync
