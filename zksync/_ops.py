@@ -152,6 +152,11 @@ class Ops:
             return []
         return result
 
+    def sync(self, path: str, deadline: Deadline) -> None:
+        """Bring our member up to date with the leader before a read (ZooKeeper reads are
+        otherwise served from a member that may lag behind writes other clients saw succeed)."""
+        self.call(lambda: self.client.sync_async(path), deadline)
+
     def exists(self, path: str, deadline: Deadline, watch: Callable[[WatchedEvent], None] | None = None
                ) -> ZnodeStat | None:
         result: ZnodeStat | None = self.call(lambda: self.client.exists_async(path, watch), deadline)

@@ -4,7 +4,9 @@ Barrier
     ``path`` is the barrier's root (created with ``acl``); the barrier is *set* while the
     persistent child ``path/set`` exists.  Being persistent, a set barrier survives its setter's
     disconnect or crash: waiters are released only by an explicit ``unset``.  Who may set and
-    unset is governed by the root's ACL (CREATE and DELETE on ``path``).
+    unset is governed by the root's ACL (CREATE and DELETE on ``path``).  ``wait`` and
+    ``is_set`` first sync their member with the leader, so a wait that starts after ``set()``
+    returned anywhere sees the barrier set (plain ZooKeeper reads may lag behind).
 
 DoubleBarrier
     Participants are ephemeral-sequential children ``{identifier}.{guid}.{seq}`` of ``path``.
@@ -65,12 +67,16 @@ class Barrier:
         return self._ops.delete(self._marker, self._ops.default_deadline())
 
     def is_set(self) -> bool:
-        return self._ops.exists(self._marker, self._ops.default_deadline()) is not None
+        deadline = self._ops.default_deadline()
+        self._ops.sync(self.path, deadline)
+        return self._ops.exists(self._marker, deadline) is not None
 
     def wait(self, timeout: float | None = None) -> None:
         """Return once the barrier is not set; :class:`Timeout` after ``timeout`` seconds."""
         deadline = Deadline(check_timeout(timeout))
         self._ops.ensure_usable()
+        # a wait that starts after set() returned elsewhere must see it, whichever member we read
+        self._ops.sync(self.path, deadline)
         with Waiter(self._ops.session) as waiter:
             while self._ops.exists(self._marker, deadline, watch=waiter.watch) is not None:
                 if not waiter.wait(deadline):
