@@ -226,7 +226,7 @@ class Run:
                 continue
             # most holds are short; one in ten lasts seconds, writing all along, so that faults
             # catch holders in the act
-            writes = self.rng.randint(20, 60) if self.rng.random() < 0.1 else self.rng.randint(1, 3)
+            writes = self.rng.randint(40, 120) if self.rng.random() < 0.1 else self.rng.randint(1, 3)
             for _ in range(writes if kind == "write" else 1):
                 if driver.lost():  # a holder that was told stops writing
                     break
@@ -368,9 +368,9 @@ class Run:
 
     def _inflict(self, kind: str, target: Any) -> None:
         p, e, r = self.proxied, self.ensemble, self.fault_rng
-        if kind == "partition":
+        if kind == "partition":  # half of them shorter than the session timeout, half longer
             with p.cut(target):
-                time.sleep(r.uniform(1.0, 8.0))
+                time.sleep(r.uniform(1.0, 3.0) if r.random() < 0.5 else r.uniform(5.0, 9.0))
         elif kind == "latency":
             p.latency(target, r.choice([100, 300, 800, 2000]), jitter=50)
             time.sleep(r.uniform(3.0, 8.0))
