@@ -99,3 +99,15 @@ def pool(gates: Callable[[], threading.Event]) -> Iterator[ThreadPoolExecutor]:
 
 def settle(future: Future[Any], timeout: float = 30.0) -> Any:
     return future.result(timeout=timeout)
+
+
+def assert_still_exclusive(holder: Any, other_client: KazooClient) -> None:
+    """``holder`` (an RWMutex holding the write lock) keeps others out until it unlocks."""
+    from zksync import RWMutex, Timeout
+
+    waiter = RWMutex(other_client, holder.path)
+    with pytest.raises(Timeout):
+        waiter.lock(timeout=1)
+    holder.unlock()
+    waiter.lock(timeout=5)
+    waiter.unlock()

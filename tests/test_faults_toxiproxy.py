@@ -19,7 +19,7 @@ from zksync import Barrier, ConnectionLost, DoubleBarrier, RWMutex, Timeout, ZkS
 from zksync.testing import Ensemble
 from zksync.testing.toxi import ProxiedEnsemble
 
-from .conftest import settle, tree, wait_until
+from .conftest import assert_still_exclusive, settle, tree, wait_until
 
 Factory = Callable[..., KazooClient]
 
@@ -74,12 +74,7 @@ def test_holder_partitioned_briefly_moves_to_another_member_and_keeps_the_lock(
     with zk_faults.cut(1):
         wait_until(lambda: "CONNECTED" in states, 20, "reconnected through member 2")
     assert lease.valid, lease.lost_reason
-    waiter = RWMutex(through(zk_client_factory, zk_faults, 3), "/lock")
-    with pytest.raises(Timeout):
-        waiter.lock(timeout=1)
-    holder.unlock()
-    waiter.lock(timeout=5)
-    waiter.unlock()
+    assert_still_exclusive(holder, through(zk_client_factory, zk_faults, 3))
 
 
 def test_waiter_partitioned_while_waiting_times_out_and_its_node_goes_once_reconnected(

@@ -41,6 +41,19 @@ def enqueue(pool: ThreadPoolExecutor, client: KazooClient, queue_len_before: int
     return future
 
 
+def queue_behind_a_writer(factory: Factory, pool: ThreadPoolExecutor, gates: Gates, mode: str) -> Any:
+    """A writer holds /lock and ten clients queue behind it in ``mode``, each with a watch
+    counter; they hold until the returned gate opens."""
+    holder = RWMutex(factory(), "/lock")
+    holder.lock(timeout=5)
+    clients = [factory() for _ in range(10)]
+    counters = [WatchCounter(c) for c in clients]
+    log: list[str] = []
+    gate = gates()
+    futures = [enqueue(pool, c, i + 1, mode, log, f"{mode[0]}{i}", gate) for i, c in enumerate(clients)]
+    return holder, counters, log, gate, futures
+
+
 def test_uncontended_write_lock_cycle_takes_three_requests(zk_client: KazooClient) -> None:
     mutex = RWMutex(zk_client, "/lock")
     mutex.lock(timeout=5)  # the first cycle also creates /lock
@@ -107,13 +120,7 @@ def test_readers_hold_the_lock_together(zk_client_factory: Factory) -> None:
 
 def test_release_of_a_writer_wakes_exactly_one_of_ten_waiting_writers(
         zk_client_factory: Factory, pool: ThreadPoolExecutor, gates: Gates) -> None:
-    holder = RWMutex(zk_client_factory(), "/lock")
-    holder.lock(timeout=5)
-    clients = [zk_client_factory() for _ in range(10)]
-    counters = [WatchCounter(c) for c in clients]
-    log: list[str] = []
-    go = gates()
-    futures = [enqueue(pool, c, i + 1, "write", log, f"w{i}", go) for i, c in enumerate(clients)]
+    holder, counters, log, go, futures = queue_behind_a_writer(zk_client_factory, pool, gates, "write")
     assert sum(c.count for c in counters) == 0
     holder.unlock()
     wait_until(lambda: len(log) == 1, what="one waiter acquired")
@@ -129,13 +136,7 @@ def test_release_of_a_writer_wakes_exactly_one_of_ten_waiting_writers(
 
 def test_release_of_a_writer_wakes_the_ten_readers_behind_it_and_no_one_else(
         zk_client_factory: Factory, pool: ThreadPoolExecutor, gates: Gates) -> None:
-    holder = RWMutex(zk_client_factory(), "/lock")
-    holder.lock(timeout=5)
-    clients = [zk_client_factory() for _ in range(10)]
-    counters = [WatchCounter(c) for c in clients]
-    log: list[str] = []
-    hold = gates()
-    readers = [enqueue(pool, c, i + 1, "read", log, f"r{i}", hold) for i, c in enumerate(clients)]
+    holder, counters, log, hold, readers = queue_behind_a_writer(zk_client_factory, pool, gates, "read")
     writer_client = zk_client_factory()
     writer_counter = WatchCounter(writer_client)
     writer = enqueue(pool, writer_client, 11, "write", log, "w", gates())
