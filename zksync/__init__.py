@@ -30,6 +30,7 @@ from .errors import (
     ZkSyncError,
 )
 from .rwmutex import Lease, RWMutex
+from .sync import BarrierAborted, ParticipantLost, Subscription, Sync, SyncTimeout
 
 __all__ = [
     "connect",
@@ -38,6 +39,11 @@ __all__ = [
     "Lease",
     "Barrier",
     "DoubleBarrier",
+    "Sync",
+    "Subscription",
+    "ParticipantLost",
+    "BarrierAborted",
+    "SyncTimeout",
     "ZkSyncError",
     "InvalidArgument",
     "InvalidState",

@@ -12,6 +12,11 @@
      +-- ConnectionLost         (also ConnectionError) the ensemble could not be reached
      |    +-- SessionExpired    the session is gone, and every ephemeral node with it
      +-- LockLost               a held lock (or barrier membership) can no longer be trusted
+     +-- ParticipantLost        (zksync.sync) an instance left without signalling a state
+     +-- BarrierAborted         (zksync.sync) somebody aborted the state
+
+    Timeout
+     +-- SyncTimeout            (zksync.sync) a Sync barrier timed out; names the missing
 
 Every error carries the ``path`` it concerns (``None`` when there is none) and the
 ``recipe`` that raised it, so a log line says what was being coordinated.

@@ -1,0 +1,453 @@
+"""Coordination for the instances of a distributed test: states, barriers, topics, exchange.
+
+The API of Testground's sync service and autotest's barrier / SyncData, on ZooKeeper:
+
+    sync = zksync.Sync(client, "my-run")           # or zksync.Sync.from_env()
+    seq = sync.signal_and_wait("ready", target=10, timeout=60)
+    sync.publish("addresses", {"id": seq, "addr": "10.0.0.5:9000"})
+    for payload in sync.subscribe("addresses", timeout=30): ...
+    everyone = sync.exchange("keys", my_public_key, participants=10, timeout=60)
+
+Layout under ``/zksync-sync/<namespace>``::
+
+    instances/<id>        ephemeral, data = sequence: who is alive (each watches its predecessor)
+    joined/<id>           persistent: who ever joined (to name the missing on a timeout)
+    left/<id>             persistent: written by the instance that saw <id>'s presence vanish
+    states/<state>/e-<id>-<seq>   one per signal_entry; the sequence gives the 1-based number
+    wants/<state>/<target>        a barrier on <state> waits for <target>
+    released/<state>/<target>     created by whoever sees the count reach <target>
+    aborted/<state>               data = reason
+    topics/<topic>/m-<guid>-<seq> data = JSON payload
+    exchange/<key>/<id>           data = JSON value
+
+A barrier costs each participant a constant number of requests (no getChildren-and-rewatch
+loop per arrival): the arrival that makes the count reach a wanted target creates one
+``released`` marker, and every waiter watches that single node.  Liveness costs one watch per
+instance (on its predecessor's presence), so a death notifies one instance, which records it in
+``left/``; waiters watch ``left/`` and fail fast with :class:`ParticipantLost` when an instance
+that had not signalled the state is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import Future
+from typing import Any
+
+from kazoo.client import KazooClient
+from kazoo.protocol.states import KazooState, WatchedEvent
+
+from ._ops import Ops, Waiter
+from ._util import Deadline, check_name, check_timeout
+from .errors import InvalidArgument, InvalidState, Timeout, ZkSyncError
+
+ROOT = "/zksync-sync"
+
+
+class ParticipantLost(ZkSyncError):
+    """Instances that joined are gone without signalling the state a barrier waits for."""
+
+    def __init__(self, message: str, instances: list[str], **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.instances = instances
+
+
+class BarrierAborted(ZkSyncError):
+    """Somebody aborted the state this barrier waits for."""
+
+    def __init__(self, message: str, reason: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.reason = reason
+
+
+class SyncTimeout(Timeout):
+    """A barrier timed out; ``missing`` names joined instances that had not signalled."""
+
+    def __init__(self, message: str, missing: list[str], **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.missing = missing
+
+
+def _seq(name: str) -> int:
+    return int(name.rsplit("-", 1)[1])
+
+
+def _encode(payload: Any, what: str) -> bytes:
+    try:
+        return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"{what} must be JSON-serialisable: {exc}", recipe="Sync") from None
+
+
+class Subscription:
+    """An iterator over a topic's payloads in publish order.  It ends when closed, or when no
+    new payload arrives within ``timeout`` seconds (None: wait as long as it takes)."""
+
+    def __init__(self, sync: Sync, topic: str, start: int, timeout: float | None) -> None:
+        self._sync = sync
+        self._path = f"{sync.root}/topics/{topic}"
+        self._next = start
+        self._timeout = timeout
+        self._closed = threading.Event()
+        self._known: dict[int, str] = {}
+        self._waiter = Waiter(sync._ops.session)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._waiter.event.set()
+        self._waiter.close()
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        ops = self._sync._ops
+        deadline = Deadline(self._timeout)
+        while not self._closed.is_set():
+            name = self._known.get(self._next - 1)
+            if name is None:
+                self._refresh(deadline)
+                name = self._known.get(self._next - 1)
+            if name is not None:
+                found = ops.get(f"{self._path}/{name}", deadline)
+                if found is None:
+                    raise InvalidState(f"message {self._next} of {self._path} was deleted", path=self._path,
+                                       recipe="Sync")
+                self._next += 1
+                return json.loads(found[0].decode())
+            if not self._waiter.wait(deadline) or self._closed.is_set():
+                break
+        self.close()
+        raise StopIteration
+
+    def _refresh(self, deadline: Deadline) -> None:
+        children = self._sync._ops.get_children(self._path, deadline, watch=self._waiter.watch, missing_ok=True)
+        if not children:  # the topic does not exist yet: watch for its creation
+            self._sync._ops.exists(self._path, deadline, watch=self._waiter.watch)
+        for name in children:
+            if name.startswith("m-"):
+                self._known[_seq(name)] = name
+
+
+class Sync:
+    """The sync service of one run (``namespace``) for one instance."""
+
+    recipe = "Sync"
+
+    def __init__(self, client: KazooClient, namespace: str, instance_id: str | None = None,
+                 instance_count: int | None = None) -> None:
+        self.namespace = check_name(namespace, "namespace", self.recipe)
+        self.instance_id = check_name(instance_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
+                                      "instance_id", self.recipe)
+        self.root = f"{ROOT}/{self.namespace}"
+        self._ops = Ops(client, self.recipe, self.root)
+        self.client = client
+        self._joined = False
+        self._join_lock = threading.Lock()
+        self._presence: str | None = None
+        if instance_count is not None and (isinstance(instance_count, bool) or not isinstance(instance_count, int)
+                                           or instance_count < 1):
+            raise InvalidArgument(f"instance_count must be an int >= 1, got {instance_count!r}", recipe=self.recipe)
+        self.instance_count = instance_count
+        client.add_listener(self._on_state)
+
+    def _on_state(self, state: str) -> None:
+        if state == KazooState.CONNECTED and self._presence is not None:
+            self._watch_predecessor()  # kazoo drops watches while suspended: re-arm
+
+    @classmethod
+    def from_env(cls, client: KazooClient | None = None) -> Sync:
+        """Scoped by Testground's variables, so concurrent runs never collide:
+        ``TEST_PLAN``/``TEST_CASE``/``TEST_RUN`` name the namespace (``TEST_GROUP_ID`` is not part
+        of it: groups of one run coordinate with each other)."""
+        from . import connect
+
+        run = os.environ.get("TEST_RUN")
+        if not run:
+            raise InvalidArgument("TEST_RUN is not set: from_env needs Testground's TEST_* variables",
+                                  recipe=cls.recipe)
+        parts = [os.environ.get("TEST_PLAN", "plan"), os.environ.get("TEST_CASE", "case"), run]
+        namespace = "-".join(p.replace("/", "_") for p in parts)
+        instance = os.environ.get("TEST_INSTANCE_ID") or None
+        count = os.environ.get("TEST_INSTANCE_COUNT", "")
+        return cls(client or connect(), namespace, instance, int(count) if count.isdigit() else None)
+
+    # ---- presence ----------------------------------------------------------------------
+    def join(self, timeout: float | None = None) -> None:
+        """Announce this instance (done by every call that needs it; idempotent)."""
+        with self._join_lock:
+            if self._joined and self._presence is not None:
+                return
+            deadline = self._deadline(timeout)
+            ops = self._ops
+            ops.create(f"{self.root}/joined/{self.instance_id}", deadline)
+            ops.ensure_path(f"{self.root}/left", deadline)
+            created = ops.create(f"{self.root}/instances/{self.instance_id}-", deadline, ephemeral=True,
+                                 sequence=True)
+            assert created is not None
+            self._presence = created[0]
+            self._joined = True
+        self._watch_predecessor()
+
+    def _watch_predecessor(self) -> None:
+        """Watch the presence node just before ours (the lowest watches the highest: a ring);
+        when it vanishes, record that instance as gone and watch the next one.  Runs on
+        kazoo's threads, asynchronously."""
+        presence = self._presence
+        if presence is None:
+            return
+        base = f"{self.root}/instances"
+        mine = presence.rsplit("/", 1)[1]
+
+        def rearm(event: WatchedEvent) -> None:
+            if event.type != "NONE":
+                self._watch_predecessor()
+
+        def listed(result: Any) -> None:
+            try:
+                names = sorted(result.get(), key=_seq)
+            except Exception:
+                return  # disconnected: the session watch re-arms us on reconnect via join()
+            before = [n for n in names if _seq(n) < _seq(mine)]
+            if before:
+                target = before[-1]
+            else:
+                # the lowest instance closes the ring: it watches the highest, and re-targets
+                # whenever an instance joins
+                self.client.get_children_async(base, watch=rearm)
+                if names[-1] == mine:
+                    return
+                target = names[-1]
+
+            def gone(event: WatchedEvent) -> None:
+                if event.type == "DELETED":
+                    ident = target.rsplit("-", 1)[0]
+                    self.client.create_async(f"{base.rsplit('/', 1)[0]}/left/{ident}")
+                    self._watch_predecessor()
+                elif event.type != "NONE":
+                    self._watch_predecessor()
+
+            def checked(result: Any) -> None:
+                try:
+                    if result.get() is None:
+                        gone(WatchedEvent("DELETED", None, f"{base}/{target}"))
+                except Exception:
+                    pass
+
+            self.client.exists_async(f"{base}/{target}", watch=gone).rawlink(checked)
+
+        self.client.get_children_async(base).rawlink(listed)
+
+    def leave(self) -> None:
+        """Withdraw this instance's presence (closing the client does the same)."""
+        if self._presence is not None:
+            self._ops.delete(self._presence, self._deadline(None))
+            self._presence = None
+            self._joined = False
+
+    # ---- states and barriers -----------------------------------------------------------
+    def signal_entry(self, state: str, timeout: float | None = None) -> int:
+        """Signal ``state``; returns this signal's 1-based sequence number."""
+        state = check_name(state, "state", self.recipe)
+        deadline = self._deadline(timeout)
+        self.join(deadline.remaining())
+        ops = self._ops
+        created = ops.create(f"{self.root}/states/{state}/e-{self.instance_id}-", deadline, sequence=True)
+        assert created is not None
+        seq = _seq(created[0]) + 1
+        for target in ops.get_children(f"{self.root}/wants/{state}", deadline, missing_ok=True):
+            if target.isdigit() and int(target) <= seq:
+                ops.create(f"{self.root}/released/{state}/{target}", deadline)
+        return seq
+
+    def barrier(self, state: str, target: int, timeout: float | None = None) -> None:
+        """Return once at least ``target`` signals of ``state`` were made.
+
+        Raises :class:`ParticipantLost` as soon as an instance that joined is gone without
+        signalling ``state`` (with ``instance_count`` known: as soon as that puts ``target`` out
+        of reach), :class:`BarrierAborted` when the
+        state is aborted, and :class:`SyncTimeout` (a :class:`Timeout`) naming the instances
+        that never signalled."""
+        state = check_name(state, "state", self.recipe)
+        if isinstance(target, bool) or not isinstance(target, int) or target < 0:
+            raise InvalidArgument(f"target must be an int >= 0, got {target!r}", recipe=self.recipe)
+        deadline = Deadline(check_timeout(timeout))
+        if target == 0:
+            return
+        self.join(None if deadline.unbounded else max(deadline.remaining() or 0.0, 1.0))
+        ops = self._ops
+        released = f"{self.root}/released/{state}/{target}"
+        aborted = f"{self.root}/aborted/{state}"
+        with Waiter(ops.session) as waiter:
+            ops.create(f"{self.root}/wants/{state}/{target}", deadline)
+            while True:
+                if ops.exists(released, deadline, watch=waiter.watch) is not None:
+                    return
+                abort = ops.get(aborted, deadline)
+                if abort is None:
+                    ops.exists(aborted, deadline, watch=waiter.watch)
+                else:
+                    reason = abort[0].decode(errors="replace")
+                    raise BarrierAborted(f"state {state!r} was aborted: {reason}", reason, path=aborted,
+                                         recipe=self.recipe)
+                stat = ops.exists(f"{self.root}/states/{state}", deadline)
+                if stat is not None and stat.cversion >= target:  # cversion counts the signals
+                    ops.create(released, deadline)
+                    return
+                self._fail_if_lost(state, target, deadline, waiter)
+                if not waiter.wait(deadline):
+                    missing = self._missing(state)
+                    raise SyncTimeout(f"timed out waiting for {target} instances in state {state!r}; "
+                                      f"not signalled: {', '.join(missing) or 'unknown instances'}", missing,
+                                      path=f"{self.root}/states/{state}", recipe=self.recipe)
+                if not ops.session.is_connected():
+                    ops.session.wait_connected(deadline)
+
+    def barrier_async(self, state: str, target: int, timeout: float | None = None) -> Future[None]:
+        """:meth:`barrier` in the background: a future that resolves (or fails) with it."""
+        future: Future[None] = Future()
+
+        def run() -> None:
+            try:
+                self.barrier(state, target, timeout)
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(None)
+
+        threading.Thread(target=run, name=f"zksync-barrier-{state}", daemon=True).start()
+        return future
+
+    def signal_and_wait(self, state: str, target: int, timeout: float | None = None) -> int:
+        """:meth:`signal_entry` then :meth:`barrier`; returns the sequence number."""
+        deadline = Deadline(check_timeout(timeout))
+        seq = self.signal_entry(state, deadline.remaining())
+        self.barrier(state, target, deadline.remaining())
+        return seq
+
+    def abort(self, state: str, reason: str = "aborted") -> None:
+        """Make every barrier on ``state`` fail with :class:`BarrierAborted`."""
+        state = check_name(state, "state", self.recipe)
+        self._ops.create(f"{self.root}/aborted/{state}", self._deadline(None), value=reason.encode())
+
+    def _fail_if_lost(self, state: str, target: int, deadline: Deadline, waiter: Waiter) -> None:
+        ops = self._ops
+        gone = ops.get_children(f"{self.root}/left", deadline, watch=waiter.watch, missing_ok=True)
+        if not gone:
+            return
+        signalled = self._signalled(state, deadline)
+        lost = sorted(set(gone) - signalled - {self.instance_id})
+        if not lost:
+            return
+        if self.instance_count is not None:  # fail only when the target is now out of reach
+            joined = set(ops.get_children(f"{self.root}/joined", deadline, missing_ok=True))
+            if max(self.instance_count, len(joined)) - len(lost) >= target:
+                return
+        raise ParticipantLost(f"instances gone before signalling {state!r}: {', '.join(lost)}", lost,
+                              path=f"{self.root}/states/{state}", recipe=self.recipe)
+
+    def _signalled(self, state: str, deadline: Deadline) -> set[str]:
+        names = self._ops.get_children(f"{self.root}/states/{state}", deadline, missing_ok=True)
+        return {n[2:].rsplit("-", 1)[0] for n in names if n.startswith("e-")}
+
+    def _missing(self, state: str) -> list[str]:
+        try:
+            deadline = self._ops.default_deadline()
+            joined = set(self._ops.get_children(f"{self.root}/joined", deadline, missing_ok=True))
+            return sorted(joined - self._signalled(state, deadline))
+        except ZkSyncError:
+            return []
+
+    # ---- topics ------------------------------------------------------------------------
+    def publish(self, topic: str, payload: Any, timeout: float | None = None) -> int:
+        """Append ``payload`` (JSON-serialisable) to ``topic``; returns its 1-based sequence."""
+        topic = check_name(topic, "topic", self.recipe)
+        data = _encode(payload, "payload")
+        created = self._ops.create(f"{self.root}/topics/{topic}/m-{uuid.uuid4().hex}-", self._deadline(timeout),
+                                   value=data, sequence=True)
+        assert created is not None
+        return _seq(created[0]) + 1
+
+    def subscribe(self, topic: str, start: int = 1, timeout: float | None = None) -> Subscription:
+        """Payloads of ``topic`` in publish order from sequence ``start`` (earlier ones are
+        replayed for late subscribers)."""
+        topic = check_name(topic, "topic", self.recipe)
+        if isinstance(start, bool) or not isinstance(start, int) or start < 1:
+            raise InvalidArgument(f"start must be an int >= 1, got {start!r}", recipe=self.recipe)
+        self._ops.ensure_usable()
+        return Subscription(self, topic, start, check_timeout(timeout))
+
+    def publish_and_wait(self, topic: str, payload: Any, state: str, target: int,
+                         timeout: float | None = None) -> int:
+        """Publish, then signal ``state`` and wait for ``target``; every error passes through."""
+        deadline = Deadline(check_timeout(timeout))
+        seq = self.publish(topic, payload, deadline.remaining())
+        self.signal_and_wait(state, target, deadline.remaining())
+        return seq
+
+    def publish_subscribe(self, topic: str, payload: Any, timeout: float | None = None
+                          ) -> tuple[int, Subscription]:
+        """Publish, then subscribe to the whole topic (including our own payload)."""
+        seq = self.publish(topic, payload, timeout)
+        return seq, self.subscribe(topic, 1, timeout)
+
+    # ---- exchange ----------------------------------------------------------------------
+    def exchange(self, key: str, data: Any, participants: int, timeout: float | None = None) -> dict[str, Any]:
+        """Contribute ``data`` and return everyone's, keyed by instance id, once
+        ``participants`` instances have contributed (autotest's SyncData)."""
+        key = check_name(key, "key", self.recipe)
+        if isinstance(participants, bool) or not isinstance(participants, int) or participants < 1:
+            raise InvalidArgument(f"participants must be an int >= 1, got {participants!r}", recipe=self.recipe)
+        value = _encode(data, "data")
+        deadline = Deadline(check_timeout(timeout))
+        base = f"{self.root}/exchange/{key}"
+        if self._ops.create(f"{base}/{self.instance_id}", deadline, value=value) is None:
+            raise InvalidState(f"instance {self.instance_id} already contributed to exchange {key!r}",
+                               path=base, recipe=self.recipe)
+        self.signal_and_wait(f"exchange.{key}", participants, deadline.remaining())
+        result = {}
+        for name in self._ops.get_children(base, deadline):
+            found = self._ops.get(f"{base}/{name}", deadline)
+            if found is not None:
+                result[name] = json.loads(found[0].decode())
+        return result
+
+    # ---- housekeeping ------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        """Signals per state so far."""
+        deadline = self._ops.default_deadline()
+        out = {}
+        for state in self._ops.get_children(f"{self.root}/states", deadline, missing_ok=True):
+            stat = self._ops.exists(f"{self.root}/states/{state}", deadline)
+            if stat is not None:
+                out[state] = stat.cversion
+        return out
+
+    def cleanup(self, timeout: float | None = None) -> None:
+        """Delete this run's nodes.  Refused while any instance is still present, so a count
+        in use is never removed."""
+        deadline = self._deadline(timeout)
+        present = self._ops.get_children(f"{self.root}/instances", deadline, missing_ok=True)
+        others = [p.rsplit("-", 1)[0] for p in present if f"{self.root}/instances/{p}" != self._presence]
+        if others:
+            raise InvalidState(f"run {self.namespace!r} still has live instances: {', '.join(sorted(others))}",
+                               path=self.root, recipe=self.recipe)
+        self.leave()
+        self._delete_tree(self.root, deadline)
+
+    def _delete_tree(self, path: str, deadline: Deadline) -> None:
+        for child in self._ops.get_children(path, deadline, missing_ok=True):
+            self._delete_tree(f"{path}/{child}", deadline)
+        self._ops.delete(path, deadline)
+
+    def _deadline(self, timeout: float | None) -> Deadline:
+        checked = check_timeout(timeout)
+        return Deadline(checked) if checked is not None else self._ops.default_deadline()
+
+
+__all__ = ["Sync", "Subscription", "ParticipantLost", "BarrierAborted", "SyncTimeout"]
