@@ -1,0 +1,218 @@
+"""The sync API (states, barriers, topics, liveness, exchange) against the real ensemble."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+import pytest
+from kazoo.client import KazooClient
+
+import zksync
+from zksync import BarrierAborted, InvalidArgument, ParticipantLost, Sync, SyncTimeout, Timeout
+
+from .conftest import settle, tree
+
+Factory = Callable[..., KazooClient]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def instances(factory: Factory, n: int, namespace: str = "run", **kwargs: Any) -> list[Sync]:
+    return [Sync(factory(), namespace, instance_id=f"i{k}", **kwargs) for k in range(n)]
+
+
+def _signal_in_process(hosts: str, count: int, queue: Any) -> None:
+    client = zksync.connect(hosts)
+    sync = Sync(client, "run", instance_id=f"p{os.getpid()}")
+    queue.put([sync.signal_entry("go") for _ in range(count)])
+    client.stop()
+
+
+def test_sequence_numbers_are_unique_and_dense_across_processes(zk_hosts: str, zk_chroot: str) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_signal_in_process, args=(f"{zk_hosts}{zk_chroot}", 25, queue)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    seqs = [s for _ in procs for s in queue.get(timeout=120)]
+    for p in procs:
+        p.join(30)
+    assert sorted(seqs) == list(range(1, 101))
+
+
+def test_barrier_at_above_and_below_target(zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+    a, b, c = instances(zk_client_factory, 3)
+    a.barrier("s", 0, timeout=1)  # target 0 passes at once
+    waiting = pool.submit(b.barrier, "s", 2, 20)
+    assert a.signal_entry("s") == 1
+    time.sleep(0.3)
+    assert not waiting.done()  # below target
+    assert c.signal_entry("s") == 2
+    settle(waiting)  # at target
+    assert a.signal_entry("s") == 3
+    b.barrier("s", 2, timeout=5)  # above target: passes at once
+    assert a.counts() == {"s": 3}
+
+
+def test_signal_and_wait_releases_everybody_with_their_sequence(zk_client_factory: Factory,
+                                                                 pool: ThreadPoolExecutor) -> None:
+    syncs = instances(zk_client_factory, 5)
+    futures = [pool.submit(s.signal_and_wait, "ready", 5, 20) for s in syncs]
+    assert sorted(settle(f) for f in futures) == [1, 2, 3, 4, 5]
+
+
+def test_barrier_async_returns_a_future(zk_client_factory: Factory) -> None:
+    a, b = instances(zk_client_factory, 2)
+    future = a.barrier_async("s", 1, timeout=10)
+    b.signal_entry("s")
+    assert future.result(timeout=10) is None
+
+
+def test_timeout_names_the_instances_that_never_arrived(zk_client_factory: Factory) -> None:
+    a, b, c = instances(zk_client_factory, 3)
+    b.join()
+    c.join()
+    a.signal_entry("s")
+    with pytest.raises(SyncTimeout) as info:
+        a.barrier("s", 3, timeout=0.5)
+    assert isinstance(info.value, Timeout)
+    assert info.value.missing == ["i1", "i2"]
+    assert "i1" in str(info.value)
+
+
+def test_an_instance_that_dies_makes_waiters_fail_fast_with_its_id(zk_client_factory: Factory,
+                                                                    pool: ThreadPoolExecutor) -> None:
+    clients = [zk_client_factory() for _ in range(3)]
+    syncs = [Sync(c, "run", instance_id=f"i{k}", instance_count=3) for k, c in enumerate(clients)]
+    for s in syncs:
+        s.join()
+    waiters = [pool.submit(s.signal_and_wait, "done", 3, 60) for s in syncs[:2]]
+    time.sleep(0.3)
+    started = time.monotonic()
+    clients[2].stop()  # i2 dies before signalling
+    for w in waiters:
+        with pytest.raises(ParticipantLost) as info:
+            settle(w)
+        assert info.value.instances == ["i2"]
+    assert time.monotonic() - started < 30  # long before the 60 s timeout
+
+
+def test_a_dead_instance_that_had_signalled_does_not_fail_the_barrier(zk_client_factory: Factory,
+                                                                       pool: ThreadPoolExecutor) -> None:
+    clients = [zk_client_factory() for _ in range(3)]
+    syncs = [Sync(c, "run", instance_id=f"i{k}", instance_count=3) for k, c in enumerate(clients)]
+    for s in syncs:
+        s.join()
+    syncs[2].signal_entry("done")
+    clients[2].stop()
+    waiters = [pool.submit(s.signal_and_wait, "done", 3, 20) for s in syncs[:2]]
+    for w in waiters:
+        settle(w)
+
+
+def test_abort_fails_every_waiter(zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+    a, b, c = instances(zk_client_factory, 3)
+    waiters = [pool.submit(s.barrier, "s", 3, 20) for s in (a, b)]
+    time.sleep(0.3)
+    c.abort("s", "disk full on i2")
+    for w in waiters:
+        with pytest.raises(BarrierAborted, match="disk full"):
+            settle(w)
+
+
+def test_topics_keep_order_and_replay_for_late_subscribers(zk_client_factory: Factory,
+                                                           pool: ThreadPoolExecutor) -> None:
+    pub, early, late = instances(zk_client_factory, 3)
+    live = early.subscribe("addrs", timeout=10)
+    received = pool.submit(lambda: [next(live) for _ in range(5)])
+    seqs = [pub.publish("addrs", {"n": n, "addr": f"10.0.0.{n}"}) for n in range(5)]
+    assert seqs == [1, 2, 3, 4, 5]
+    assert [m["n"] for m in settle(received)] == [0, 1, 2, 3, 4]
+    assert [m["n"] for m in late.subscribe("addrs", timeout=0.5)] == [0, 1, 2, 3, 4]  # replay, then ends
+    assert [m["n"] for m in late.subscribe("addrs", start=4, timeout=0.5)] == [3, 4]
+    live.close()
+    with pytest.raises(StopIteration):
+        next(live)
+
+
+def test_publish_subscribe_and_publish_and_wait(zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+    a, b = instances(zk_client_factory, 2)
+    seq, sub = a.publish_subscribe("t", "hello", timeout=0.5)
+    assert seq == 1 and list(sub) == ["hello"]
+    waits = [pool.submit(s.publish_and_wait, "t", s.instance_id, "published", 2, 20) for s in (a, b)]
+    assert sorted(settle(w) for w in waits) == [2, 3]
+
+
+def test_exchange_with_one_slow_participant(zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+    syncs = instances(zk_client_factory, 3)
+
+    def contribute(s: Sync, delay: float) -> dict[str, Any]:
+        time.sleep(delay)
+        return s.exchange("keys", {"key": s.instance_id.upper()}, participants=3, timeout=20)
+
+    results = [pool.submit(contribute, s, 1.0 if i == 2 else 0) for i, s in enumerate(syncs)]
+    expected = {f"i{k}": {"key": f"I{k}"} for k in range(3)}
+    for r in results:
+        assert settle(r) == expected
+
+
+def test_bad_input_gets_clear_errors_and_writes_nothing(zk_client: KazooClient) -> None:
+    sync = Sync(zk_client, "run", instance_id="i0")
+    with pytest.raises(InvalidArgument, match="state"):
+        sync.signal_entry("")
+    with pytest.raises(InvalidArgument, match="state"):
+        sync.barrier("a/b", 1)
+    with pytest.raises(InvalidArgument, match="target"):
+        sync.barrier("s", -1)
+    with pytest.raises(InvalidArgument, match="JSON"):
+        sync.publish("t", object())
+    with pytest.raises(InvalidArgument, match="JSON"):
+        sync.publish("t", float("nan"))
+    with pytest.raises(InvalidArgument, match="participants"):
+        sync.exchange("k", 1, participants=0)
+    with pytest.raises(InvalidArgument, match="start"):
+        sync.subscribe("t", start=0)
+    with pytest.raises(InvalidArgument, match="namespace"):
+        Sync(zk_client, "")
+    assert tree(zk_client) == set()
+
+
+def test_from_env_scopes_runs_apart(zk_client_factory: Factory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_PLAN", "net")
+    monkeypatch.setenv("TEST_CASE", "ping")
+    monkeypatch.setenv("TEST_INSTANCE_COUNT", "2")
+    monkeypatch.setenv("TEST_RUN", "run-a")
+    a = Sync.from_env(zk_client_factory())
+    monkeypatch.setenv("TEST_RUN", "run-b")
+    b = Sync.from_env(zk_client_factory())
+    assert a.namespace != b.namespace and a.instance_count == 2
+    assert a.signal_entry("s") == 1 and b.signal_entry("s") == 1
+    monkeypatch.delenv("TEST_RUN")
+    with pytest.raises(InvalidArgument, match="TEST_RUN"):
+        Sync.from_env(zk_client_factory())
+
+
+def test_cleanup_refuses_while_instances_are_present(zk_client_factory: Factory, zk_client: KazooClient) -> None:
+    a, b = instances(zk_client_factory, 2)
+    a.signal_entry("s")
+    b.join()
+    with pytest.raises(zksync.InvalidState, match="i1"):
+        a.cleanup()
+    assert a.counts() == {"s": 1}
+    b.leave()
+    a.cleanup()
+    assert zk_client.exists("/zksync-sync/run") is None
+
+
+def test_leader_follower_example_runs(zk_hosts: str, zk_chroot: str) -> None:
+    env = dict(os.environ, ZOOKEEPER_PEERS=f"{zk_hosts}{zk_chroot}")
+    done = subprocess.run([sys.executable, "examples/leader_follower.py", "--instances", "4"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("released by the leader") == 3 and "I am the leader" in done.stdout
