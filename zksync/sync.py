@@ -212,7 +212,9 @@ class Sync:
             try:
                 names = sorted(result.get(), key=_seq)
             except Exception:
-                return  # disconnected: the session watch re-arms us on reconnect via join()
+                return  # disconnected: _on_state re-arms us on reconnect
+            if mine not in names or self._presence != presence:
+                return  # we left (or the run is being cleaned up)
             before = [n for n in names if _seq(n) < _seq(mine)]
             if before:
                 target = before[-1]
