@@ -257,3 +257,21 @@ def test_connection_flapping_never_lets_two_writers_in_and_never_loses_a_wake_up
     assert sum(counts) > 0
     tokens = [t for _, t in accepted]
     assert tokens == sorted(tokens)
+
+
+def test_sync_instance_partitioned_past_its_session_makes_waiters_fail_with_its_id(
+        zk_faults: ProxiedEnsemble, zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+    from zksync import ParticipantLost, Sync
+
+    near = [Sync(through(zk_client_factory, zk_faults, 2, 3), "run", instance_id=f"n{i}", instance_count=3)
+            for i in range(2)]
+    far = Sync(through(zk_client_factory, zk_faults, 1, timeout=4), "run", instance_id="far", instance_count=3)
+    for s in near + [far]:
+        s.join()
+    waiters = [pool.submit(s.signal_and_wait, "done", 3, 60) for s in near]
+    zk_faults.partition(1)  # "far" never signals: its session expires behind the partition
+    for w in waiters:
+        with pytest.raises(ParticipantLost) as info:
+            settle(w, 40)
+        assert info.value.instances == ["far"]
+    zk_faults.heal()
