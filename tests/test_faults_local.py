@@ -219,3 +219,30 @@ def test_leader_killed_while_writers_queue_still_serves_every_writer_once(
     for f in futures:
         settle(f, 60)
     assert overlap == []
+
+
+def test_a_lost_create_that_lands_late_leaves_no_orphan_and_blocks_nobody(
+        zk_client_factory: Factory, zk_client: KazooClient) -> None:
+    client = zk_client_factory()
+    mutex = RWMutex(client, "/lock")
+    mutex.lock(timeout=1)
+    mutex.unlock()
+    original = client.create_async
+
+    def create_async(*args: Any, **kwargs: Any) -> Any:
+        client.create_async = original  # once: fail now, land the request 1 s later
+        threading.Timer(1.0, lambda: original(*args, **kwargs)).start()
+        failed = client.handler.async_result()
+        failed.set_exception(ConnectionLoss())
+        return failed
+
+    client.create_async = create_async
+    lease = mutex.lock(timeout=5)
+    assert lease.tainted
+    wait_until(lambda: len(zk_client.get_children("/lock")) == 2, 10, "the late duplicate landed")
+    other = RWMutex(zk_client_factory(), "/lock")
+    mutex.unlock()
+    other.lock(timeout=5)  # the duplicate (same GUID, later sequence) does not block anybody
+    other.unlock()
+    wait_until(lambda: zk_client.get_children("/lock") == [], 20, "the duplicate swept away")
+    assert client.connected  # removed by its owner, not by a session ending

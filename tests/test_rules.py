@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from zksync._queue import exclusive_rule, ordered, parse, shared_rule
 
-G = "0" * 31
 
 
-def name(kind: str, seq: int, guid_digit: str = "a") -> str:
-    return f"{kind}-{G}{guid_digit}-{seq:010d}"
+def name(kind: str, seq: int, guid: str | None = None) -> str:
+    return f"{kind}-{guid or f'{seq % 16**32:032x}'}-{seq:010d}"
 
 
 def blockers(names: list[str]) -> dict[str, str | None]:
@@ -22,7 +21,7 @@ def blockers(names: list[str]) -> dict[str, str | None]:
 
 
 def test_names_are_ordered_by_sequence_not_by_kind_or_guid() -> None:
-    names = [name("write", 3, "b"), name("read", 1, "f"), name("read", 2, "0")]
+    names = [name("write", 3), name("read", 1), name("read", 2)]
     assert [e.seq for e in ordered(names)] == [1, 2, 3]
 
 
@@ -54,3 +53,10 @@ def test_leading_readers_proceed_together() -> None:
 def test_large_sequence_numbers_sort_numerically() -> None:
     names = [name("write", 10_000_000_000), name("write", 9_999_999_999)]
     assert [e.seq for e in ordered(names)] == [9_999_999_999, 10_000_000_000]
+
+
+def test_a_late_duplicate_of_a_create_counts_once_at_its_first_sequence() -> None:
+    guid = "ab" * 16
+    names = [name("write", 1), name("write", 2, guid), name("write", 3), name("write", 4, guid)]
+    assert [e.seq for e in ordered(names)] == [1, 2, 3]
+    assert [e.seq for e in ordered(names, keep_duplicates=True)] == [1, 2, 3, 4]

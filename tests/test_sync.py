@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
@@ -208,11 +206,3 @@ def test_cleanup_refuses_while_instances_are_present(zk_client_factory: Factory,
     b.leave()
     a.cleanup()
     assert zk_client.exists("/zksync-sync/run") is None
-
-
-def test_leader_follower_example_runs(zk_hosts: str, zk_chroot: str) -> None:
-    env = dict(os.environ, ZOOKEEPER_PEERS=f"{zk_hosts}{zk_chroot}")
-    done = subprocess.run([sys.executable, "examples/leader_follower.py", "--instances", "4"], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.count("released by the leader") == 3 and "I am the leader" in done.stdout

@@ -13,6 +13,7 @@ its own node again, and a node of another session is never adopted.
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -50,10 +51,21 @@ def parse(name: str) -> Entry | None:
     return Entry(int(match["seq"]), match["kind"], match["guid"], name)
 
 
-def ordered(children: Sequence[str]) -> list[Entry]:
+def ordered(children: Sequence[str], keep_duplicates: bool = False) -> list[Entry]:
+    """Our entries in queue order.  A create whose reply was lost can land twice (the request
+    was still in flight when we looked for it); both nodes carry the attempt's GUID, and only
+    the first counts: later duplicates are dropped here and deleted by their owner."""
     entries = [entry for entry in map(parse, children) if entry is not None]
     entries.sort()
-    return entries
+    if keep_duplicates:
+        return entries
+    seen: set[str] = set()
+    unique = []
+    for entry in entries:
+        if entry.guid not in seen:
+            seen.add(entry.guid)
+            unique.append(entry)
+    return unique
 
 
 # A rule gets the entries ahead of ours (in queue order) and names the one to wait for.
@@ -79,6 +91,7 @@ class Place:
 
     path: str
     stat: ZnodeStat
+    tainted: bool = False  # a create's reply was lost: a duplicate may still land later
 
 
 class Attempt:
@@ -92,6 +105,7 @@ class Attempt:
         self.acl = acl
         self.node: str | None = None
         self.lost = False
+        self.tainted_guids: list[str] = []
 
     def take_place(self, deadline: Deadline) -> Place:
         """Block until the rule lets us through; on failure our node is removed."""
@@ -105,8 +119,16 @@ class Attempt:
                         if not session.wait_connected(deadline):
                             raise self._timeout("waiting for the connection")
                         place = self._create(deadline)
-                    entries = ordered(self.ops.get_children(self.queue, deadline))
-                    mine = next((i for i, e in enumerate(entries) if e.name == place_name(place)), None)
+                        if place.tainted:
+                            self.tainted_guids.append(parse(place_name(place)).guid)  # type: ignore[union-attr]
+                    everything = ordered(self.ops.get_children(self.queue, deadline), keep_duplicates=True)
+                    own = parse(place_name(place))
+                    assert own is not None
+                    for twin in [e for e in everything if e.guid == own.guid and e.name != own.name]:
+                        self.ops.delete(f"{self.queue}/{twin.name}", deadline)  # a late duplicate of ours
+                    entries = [e for e in everything if e.guid != own.guid or e.name == own.name]
+                    entries = ordered([e.name for e in entries])
+                    mine = next((i for i, e in enumerate(entries) if e.name == own.name), None)
                     if mine is None:  # our node is gone (session expired, or removed by hand)
                         self.node = None
                         continue
@@ -121,6 +143,8 @@ class Attempt:
                         raise self._timeout("waiting for the connection")
             except BaseException:
                 self._forget_node()
+                for guid in self.tainted_guids:
+                    sweep_later(self.ops, self.queue, guid)
                 raise
 
     def _timeout(self, what: str) -> Timeout:
@@ -144,18 +168,21 @@ def protected_create(ops: Ops, parent: str, pattern: str, deadline: Deadline, ac
     children and adopt the node only if our current session owns it."""
     guid = uuid.uuid4().hex
     prefix = f"{parent}/{pattern.replace('{guid}', guid)}"
+    tainted = False
     while True:
         try:
             created = ops.create(prefix, deadline, value=value, acl=acl, ephemeral=True, sequence=True,
                                  retry=False)
             assert created is not None  # sequential creates never collide
-            return Place(created[0], created[1])
+            return Place(created[0], created[1], tainted)
         except ConnectionLost:
+            tainted = True
             if not ops.session.wait_connected(deadline):
                 raise Timeout("timed out waiting for the connection after a lost create",
                               path=parent, recipe=ops.recipe) from None
             found = _find_own(ops, parent, guid, deadline)
             if found is not None:
+                found.tainted = True
                 return found
 
 
@@ -171,6 +198,25 @@ def _find_own(ops: Ops, parent: str, guid: str, deadline: Deadline) -> Place | N
         if stat is not None:  # made by a session that is no longer ours: never adopt it
             ops.delete(path, deadline)
     return None
+
+
+def sweep_later(ops: Ops, parent: str, guid: str) -> None:
+    """After a lost create reply, a duplicate of our node may land late (the request was still
+    in flight).  Remove any node carrying ``guid`` now, and again once a session timeout has
+    passed, when no request of the old connection can still arrive."""
+    def sweep() -> None:
+        try:
+            deadline = Deadline(ops.session.session_timeout)
+            for name in ops.get_children(parent, deadline, missing_ok=True):
+                if guid in name:
+                    ops.delete(f"{parent}/{name}", deadline)
+        except Exception:  # best effort: the session's end removes them in any case
+            pass
+
+    threading.Thread(target=sweep, name="zksync-sweep", daemon=True).start()
+    timer = threading.Timer(1.5 * ops.session.session_timeout, sweep)
+    timer.daemon = True
+    timer.start()
 
 
 def place_name(place: Place) -> str:

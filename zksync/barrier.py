@@ -36,7 +36,7 @@ from kazoo.client import KazooClient
 from kazoo.security import ACL
 
 from ._ops import Ops, Waiter
-from ._queue import CLEANUP_WAIT, protected_create, release_node
+from ._queue import CLEANUP_WAIT, protected_create, release_node, sweep_later
 from ._util import Deadline, check_acl, check_name, check_path, check_timeout
 from .errors import AlreadyHeld, InvalidArgument, NotHeld, Timeout
 
@@ -92,14 +92,27 @@ class _Participant:
     name: str
 
 
-def _participants(children: list[str]) -> list[_Participant]:
+def _participants(children: list[str], keep_duplicates: bool = False) -> list[_Participant]:
+    """Participant nodes in arrival order; a late duplicate of a create whose reply was lost
+    (same GUID, higher sequence) is not a participant of its own."""
     found = []
     for name in children:
         match = _PARTICIPANT.match(name)
         if match is not None:
-            found.append(_Participant(int(match["seq"]), name))
+            found.append((int(match["seq"]), match["guid"], name))
     found.sort()
-    return found
+    seen: set[str] = set()
+    result = []
+    for seq, guid, name in found:
+        if keep_duplicates or guid not in seen:
+            seen.add(guid)
+            result.append(_Participant(seq, name))
+    return result
+
+
+def _guid(name: str) -> str:
+    match = _PARTICIPANT.match(name)
+    return match["guid"] if match else ""
 
 
 class DoubleBarrier:
@@ -125,6 +138,7 @@ class DoubleBarrier:
         self._node: str | None = None
         self._members: frozenset[int] = frozenset()
         self._ready_czxid: int | None = None
+        self._tainted = False
 
     @property
     def entered(self) -> bool:
@@ -144,11 +158,14 @@ class DoubleBarrier:
         try:
             place = protected_create(self._ops, self.path, f"{self.identifier}.{{guid}}.", deadline, self.acl)
             node = place.path
+            self._tainted = place.tainted
             self._members, self._ready_czxid = self._await_round(node, place.stat.czxid, deadline)
             self._node = node
         except BaseException:
             if node is not None:
                 release_node(self._ops, node, wait=CLEANUP_WAIT)
+                if self._tainted:
+                    sweep_later(self._ops, self.path, _guid(node.rsplit("/", 1)[1]))
             raise
         finally:
             self._end()
@@ -170,6 +187,8 @@ class DoubleBarrier:
             raise
         finally:
             self._node = None
+            if self._tainted:
+                sweep_later(self._ops, self.path, _guid(node.rsplit("/", 1)[1]))
             self._end()
 
     def present(self, timeout: float | None = None) -> list[str]:
@@ -238,7 +257,12 @@ class DoubleBarrier:
                 else:
                     if ops.exists(self._ready, deadline, watch=waiter.watch) is not None:
                         continue
-                    present = _participants(ops.get_children(self.path, deadline))
+                    names = ops.get_children(self.path, deadline)
+                    my_guid = me["guid"]
+                    for twin in names:
+                        if _guid(twin) == my_guid and twin != me.string:
+                            ops.delete(f"{self.path}/{twin}", deadline)  # a late duplicate of ours
+                    present = _participants([n for n in names if _guid(n) != my_guid or n == me.string])
                     if my_seq not in {p.seq for p in present}:
                         raise Timeout("our participant node disappeared (session lost) while entering",
                                       path=self.path, recipe=self.recipe)

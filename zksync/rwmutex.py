@@ -24,7 +24,7 @@ from kazoo.protocol.states import ZnodeStat
 from kazoo.security import ACL
 
 from ._ops import Ops
-from ._queue import Attempt, exclusive_rule, ordered, release_node, shared_rule
+from ._queue import Attempt, exclusive_rule, ordered, parse, release_node, shared_rule, sweep_later
 from ._util import Deadline, check_acl, check_path, check_timeout
 from .errors import AlreadyHeld, LockLost, NotHeld
 
@@ -53,6 +53,7 @@ class Lease:
         self.lost_reason: str | None = None
         self._callbacks: list[Callable[[Lease], None]] = []
         self._lock = threading.Lock()
+        self.tainted = False  # set when the create's reply was lost (see _queue.sweep_later)
 
     @property
     def lost(self) -> bool:
@@ -240,6 +241,7 @@ class RWMutex:
             while True:
                 place = attempt.take_place(deadline)
                 lease = Lease(self.path, mode, place.path, place.stat, session.session_id)
+                lease.tainted = place.tainted
                 holder.append(lease)
                 if not attempt.lost:
                     break
@@ -262,3 +264,7 @@ class RWMutex:
             self._ops.session.cancel_lost(token)
         lease._released = True
         release_node(self._ops, lease.node)
+        if lease.tainted:
+            own = parse(lease.node.rsplit("/", 1)[1])
+            if own is not None:
+                sweep_later(self._ops, self.path, own.guid)
