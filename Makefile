@@ -1,12 +1,15 @@
 PYTHON ?= python3
 export PATH := $(HOME)/.cache/zksync/bin:$(PATH)
 
-.PHONY: setup demo test typecheck unit nemesis
+.PHONY: setup demo demo-recipes test typecheck unit nemesis
 
 setup:
 	bash .ci/setup
 
 demo: setup
+	$(PYTHON) -m zksync run examples/leader_follower.py --instances 10 --outputs zksync-outputs
+
+demo-recipes: setup
 	$(PYTHON) -m zksync.demo
 
 test: setup typecheck
