@@ -113,8 +113,11 @@ def test_latency_on_some_members_keeps_mutual_exclusion_and_timeouts(
     errors: list[BaseException] = []
     guard = threading.Lock()
 
+    made: list[KazooClient] = []
+
     def worker(i: int, members: tuple[int, ...]) -> None:
-        mutex = RWMutex(through(zk_client_factory, zk_faults, *members, timeout=8), "/lock")
+        made.append(through(zk_client_factory, zk_faults, *members, timeout=8))
+        mutex = RWMutex(made[-1], "/lock")
         for _ in range(3 if latency_ms < 1000 else 1):
             try:
                 with mutex.write(timeout=20) as lease:
@@ -132,9 +135,11 @@ def test_latency_on_some_members_keeps_mutual_exclusion_and_timeouts(
     for f in futures:
         settle(f, 120)
     assert overlaps == []
+    for client in made:
+        client.stop()  # under seconds of latency a client's own clean-up may never get through
     slow = RWMutex(through(zk_client_factory, zk_faults, 1, timeout=8), "/lock")
     blocker = RWMutex(through(zk_client_factory, zk_faults, 2), "/lock")
-    blocker.lock(timeout=30)  # nodes of timed-out attempts on the slow link go once it answers
+    blocker.lock(timeout=30)
     started = time.monotonic()
     with pytest.raises((Timeout, ConnectionLost)):
         slow.lock(timeout=1.0)

@@ -34,6 +34,7 @@ import json
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -227,6 +228,8 @@ class Sync:
                 target = names[-1]
 
             def gone(event: WatchedEvent) -> None:
+                if self._presence != presence:
+                    return  # we left: no more bookkeeping
                 if event.type == "DELETED":
                     ident = target.rsplit("-", 1)[0]
                     self.client.create_async(f"{base.rsplit('/', 1)[0]}/left/{ident}")
@@ -282,6 +285,17 @@ class Sync:
         if target == 0:
             return
         self.join(None if deadline.unbounded else max(deadline.remaining() or 0.0, 1.0))
+        try:
+            self._await_target(state, target, deadline)
+        except SyncTimeout:
+            raise
+        except Timeout as exc:  # a request ran out of time: still say who is missing
+            missing = self._missing(state)
+            raise SyncTimeout(f"timed out waiting for {target} instances in state {state!r}; "
+                              f"not signalled: {', '.join(missing) or 'unknown instances'}", missing,
+                              path=f"{self.root}/states/{state}", recipe=self.recipe) from exc
+
+    def _await_target(self, state: str, target: int, deadline: Deadline) -> None:
         ops = self._ops
         released = f"{self.root}/released/{state}/{target}"
         aborted = f"{self.root}/aborted/{state}"
@@ -440,7 +454,14 @@ class Sync:
             raise InvalidState(f"run {self.namespace!r} still has live instances: {', '.join(sorted(others))}",
                                path=self.root, recipe=self.recipe)
         self.leave()
-        self._delete_tree(self.root, deadline)
+        for attempt in range(5):  # a last bookkeeping write may land while we delete
+            try:
+                self._delete_tree(self.root, deadline)
+                return
+            except ZkSyncError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.2)
 
     def _delete_tree(self, path: str, deadline: Deadline) -> None:
         for child in self._ops.get_children(path, deadline, missing_ok=True):
