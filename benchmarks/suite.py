@@ -1,0 +1,844 @@
+"""zksync against kazoo's recipes, on one ensemble, in one run.
+
+    python3 -m benchmarks.suite [--quick] [--out DIR] [--sizes 10,100,1000] [--sync-sizes 10,100,1000,10000]
+
+Uses ``ZOOKEEPER_PEERS`` when set, else starts a local 3-node ensemble.  Measures:
+
+1. floors: one synchronous create, one get, and pipelined creates (the write floor, writes/s);
+2. the uncontended write-lock cycle, zksync ``RWMutex`` against kazoo ``Lock``, next to the
+   create + getChildren + delete floor, alternating in blocks;
+3. a lock contended by 8 clients (one process and session each) for a fixed duration;
+4. a readers-writer lock with 3 readers and 1 writer (one process each);
+5. ``DoubleBarrier`` enter + exit with N participants, zksync against kazoo;
+6. ``Sync.signal_and_wait`` with N participants;
+7. resident memory of one process hosting 100 ``Sync`` participants.
+
+Every participant has its own session.  Requests are counted by each client (``_call``) and
+by the servers (``mntr`` zk_packets_received, pings and session set-up included).
+Writes results.json, results.md and scaling.png to ``--out`` (default benchmarks/results/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import os
+import statistics
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from multiprocessing.context import SpawnProcess
+from pathlib import Path
+from typing import Any
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError, NotEmptyError
+
+import zksync
+from zksync.testing import Ensemble
+from zksync.testing.ensemble import four_letter
+
+from .lock_cycle import count_requests, timed
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+ROOT = "/zksync-bench-suite"
+WRITE_REQUESTS = {"Create", "Create2", "CreateContainer", "CreateTTL", "Delete", "SetData", "Transaction"}
+SESSION_TIMEOUT = 30.0
+
+Result = dict[str, Any]
+
+
+# ---- ensemble and counting -------------------------------------------------------------
+
+@contextmanager
+def ensemble_hosts() -> Iterator[tuple[str, str]]:
+    peers = os.environ.get("ZOOKEEPER_PEERS", "").strip()
+    if peers:
+        yield peers, "ZOOKEEPER_PEERS"
+        return
+    # a 2 s tick (syncLimit 10 s) keeps the quorum when thousands of client threads share the CPUs
+    with Ensemble(3, tick_time=2000) as ensemble:
+        yield ensemble.hosts, "local Ensemble(3, tick_time=2000)"
+
+
+def server_packets(hosts: str) -> int | None:
+    """Sum of zk_packets_received over the members (None when a member does not answer)."""
+    total = 0
+    for member in hosts.split(","):
+        host, _, port = member.strip().rpartition(":")
+        try:
+            answer = four_letter(host, int(port), "mntr")
+        except OSError:
+            return None
+        for line in answer.splitlines():
+            if line.startswith("zk_packets_received\t"):
+                total += int(line.split("\t", 1)[1])
+    return total
+
+
+def packet_delta(before: int | None, after: int | None) -> int | None:
+    return None if before is None or after is None else after - before
+
+
+def writes_in(calls: list[str]) -> int:
+    return sum(1 for c in calls if c in WRITE_REQUESTS)
+
+
+def delete_tree(client: KazooClient, path: str) -> None:
+    """Remove ``path`` and everything below it, pipelining each level."""
+    levels: list[list[str]] = [[path]]
+    while levels[-1]:
+        pending = [(p, client.get_children_async(p)) for p in levels[-1]]
+        below: list[str] = []
+        for parent, result in pending:
+            try:
+                below += [f"{parent}/{child}" for child in result.get(timeout=120)]
+            except NoNodeError:
+                pass
+        levels.append(below)
+    for level in reversed(levels):
+        for start in range(0, len(level), 2000):
+            chunk = level[start:start + 2000]
+            deletions = [(p, client.delete_async(p)) for p in chunk]
+            for node, result in deletions:
+                try:
+                    result.get(timeout=120)
+                except NoNodeError:
+                    pass
+                except NotEmptyError:
+                    client.delete(node, recursive=True)
+
+
+def rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def close_all(clients: list[KazooClient]) -> None:
+    def close(client: KazooClient) -> None:
+        try:
+            client.stop()
+            client.close()
+        except Exception:
+            pass
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        list(pool.map(close, clients))
+
+
+def connect_all(hosts: str, count: int) -> list[KazooClient]:
+    """``count`` started clients; on a failure, closes those made and says how far it got."""
+    start = time.monotonic()
+    made: list[KazooClient] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+
+    def one(_: int) -> None:
+        try:
+            client = zksync.connect(hosts, timeout=120, session_timeout=SESSION_TIMEOUT)
+        except Exception as exc:
+            with lock:
+                failures.append(repr(exc))
+            return
+        with lock:
+            made.append(client)
+
+    with ThreadPoolExecutor(max_workers=min(8, count)) as pool:
+        list(pool.map(one, range(count)))
+    if failures:
+        close_all(made)
+        raise RuntimeError(f"{len(made)}/{count} clients of this process connected in "
+                           f"{time.monotonic() - start:.0f} s; {len(failures)} failed, first: {failures[0]}")
+    return made
+
+
+# ---- worker processes ------------------------------------------------------------------
+
+def lock_worker(params: Result, ready: Any, go: Any, report: Callable[[Result], None]) -> Result | None:
+    hosts, impl, mode, path = params["hosts"], params["impl"], params["mode"], params["path"]
+    client = zksync.connect(hosts, session_timeout=SESSION_TIMEOUT)
+    acquire: Callable[[], Any]
+    release: Callable[[], Any]
+    if impl == "zksync":
+        mutex = zksync.RWMutex(client, path)
+        acquire = (lambda: mutex.lock(30)) if mode == "write" else (lambda: mutex.rlock(30))
+        release = mutex.unlock if mode == "write" else mutex.runlock
+    else:
+        ident = f"w{params['index']}"
+        if params.get("kind") == "rw":
+            lock = client.WriteLock(path, ident) if mode == "write" else client.ReadLock(path, ident)
+        else:
+            lock = client.Lock(path, ident)
+        acquire = lambda: lock.acquire(timeout=30)  # noqa: E731
+        release = lock.release
+    acquire()
+    release()
+    calls = count_requests(client)
+    ready.put(params["index"])
+    go.wait(300)
+    start = time.monotonic()
+    end = start + params["duration"]
+    acquisitions = 0
+    while time.monotonic() < end:
+        acquire()
+        release()
+        acquisitions += 1
+    result = {"mode": mode, "acquisitions": acquisitions, "elapsed_s": time.monotonic() - start,
+              "requests": len(calls)}
+    client.stop()
+    client.close()
+    return result
+
+
+def participants_worker(params: Result, ready: Any, go: Any, report: Callable[[Result], None]) -> Result | None:
+    hosts, impl, n, first = params["hosts"], params["impl"], params["n"], params["first"]
+    clients = connect_all(hosts, params["count"])
+    join_calls = [count_requests(c) for c in clients]
+    actions: list[Callable[[float], None]] = []
+    join_start = time.monotonic()
+    syncs: list[zksync.Sync] = []
+    for k, client in enumerate(clients):
+        ident = f"p{first + k}"
+        if impl == "zksync-db":
+            barrier = zksync.DoubleBarrier(client, params["path"], n, identifier=ident)
+
+            def run_db(timeout: float, b: zksync.DoubleBarrier = barrier) -> None:
+                deadline = time.monotonic() + timeout
+                b.enter(timeout)
+                b.exit(max(0.1, deadline - time.monotonic()))
+            actions.append(run_db)
+        elif impl == "kazoo-db":
+            kbarrier = client.DoubleBarrier(params["path"], n, identifier=ident)
+
+            def run_kdb(timeout: float, b: Any = kbarrier) -> None:
+                b.enter()
+                b.leave()
+            actions.append(run_kdb)
+        else:
+            sync = zksync.Sync(client, params["namespace"], instance_id=ident, instance_count=n)
+            syncs.append(sync)
+
+            def run_sync(timeout: float, s: zksync.Sync = sync) -> None:
+                s.signal_and_wait("ready", n, timeout)
+            actions.append(run_sync)
+    if syncs:
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            list(pool.map(lambda s: s.join(120), syncs))
+    join_s = time.monotonic() - join_start
+    join_requests = sum(len(c) for c in join_calls)
+    calls = [count_requests(c) for c in clients]
+    ready.put(params["first"])
+    go.wait(600)
+    timeout = params["timeout"]
+    finished: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def one(action: Callable[[float], None]) -> None:
+        try:
+            action(timeout)
+        except BaseException as exc:
+            with lock:
+                errors.append(repr(exc))
+            return
+        with lock:
+            finished.append(time.time())
+
+    threads = [threading.Thread(target=one, args=(a,), daemon=True) for a in actions]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout + 5
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    with lock:
+        done = list(finished)
+        errs = list(errors)
+    all_calls = [c for per_client in calls for c in per_client]
+    result = {
+        "count": len(clients),
+        "finished": len(done),
+        "last_finish": max(done) if done else None,
+        "errors": errs[:5],
+        "error_count": len(errs),
+        "requests": len(all_calls),
+        "writes": writes_in(all_calls),
+        "kinds": dict(Counter(all_calls)),
+        "join_requests": join_requests,
+        "join_s": join_s,
+        "complete": len(done) == len(clients),
+    }
+    report(result)
+    if result["complete"]:
+        close_all(clients)
+    else:
+        os._exit(0)  # participants still blocked inside a recipe: leave without waiting for them
+    return None
+
+
+def memory_worker(params: Result, ready: Any, go: Any, report: Callable[[Result], None]) -> Result | None:
+    n = params["n"]
+    before = rss_kib()
+    clients = connect_all(params["hosts"], n)
+    syncs = [zksync.Sync(c, params["namespace"], instance_id=f"m{k}", instance_count=n) for k, c in enumerate(clients)]
+    errors: list[str] = []
+
+    def one(s: zksync.Sync) -> None:
+        try:
+            s.signal_and_wait("ready", n, 120)
+        except BaseException as exc:
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=one, args=(s,)) for s in syncs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(150)
+    time.sleep(0.5)
+    after = rss_kib()
+    ready.put(0)
+    result = {"participants": n, "rss_before_kib": before, "rss_after_kib": after,
+              "delta_kib": after - before, "per_participant_kib": (after - before) / n, "errors": errors[:5]}
+    close_all(clients)
+    return result
+
+
+WORKERS: dict[str, Callable[[Result, Any, Any, Callable[[Result], None]], Result | None]] = {
+    "lock": lock_worker,
+    "participants": participants_worker,
+    "memory": memory_worker,
+}
+
+
+def worker_main(kind: str, params: Result, ready: Any, results: Any, go: Any) -> None:
+    os.nice(10)  # the servers, not the many client threads, get the CPUs first
+    reported = [False]
+
+    def report(result: Result) -> None:
+        results.put(result)
+        results.close()
+        results.join_thread()
+        reported[0] = True
+
+    try:
+        result = WORKERS[kind](params, ready, go, report)
+        if result is not None:
+            report(result)
+    except BaseException as exc:
+        if not reported[0]:
+            ready.put(None)
+            report({"error": repr(exc), "trace": traceback.format_exc()[-2000:]})
+
+
+def run_processes(kind: str, hosts: str, params: list[Result], timeout: float,
+                  setup_timeout: float = 240.0) -> tuple[list[Result], float, int | None, Result]:
+    """Start one process per ``params``; once all are set up, release them together.
+    Returns their results, the release time (time.time()), the server packets in between,
+    and what went wrong (processes that never reported)."""
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Queue()
+    results = ctx.Queue()
+    go = ctx.Event()
+    procs: list[SpawnProcess] = [ctx.Process(target=worker_main, args=(kind, p, ready, results, go), daemon=True)
+                                 for p in params]
+    for proc in procs:
+        proc.start()
+    problems: Result = {}
+    setup_deadline = time.monotonic() + setup_timeout
+    arrived = 0
+    while arrived < len(procs) and time.monotonic() < setup_deadline:
+        try:
+            ready.get(timeout=1.0)
+            arrived += 1
+        except Exception:
+            if not any(p.is_alive() for p in procs):
+                break
+    if arrived < len(procs):
+        problems["not_ready"] = len(procs) - arrived
+    before = server_packets(hosts)
+    t0 = time.time()
+    go.set()
+    collected: list[Result] = []
+    deadline = time.monotonic() + timeout + 30
+    while len(collected) < len(procs) and time.monotonic() < deadline:
+        try:
+            collected.append(results.get(timeout=1.0))
+        except Exception:
+            if not any(p.is_alive() for p in procs) and results.empty():
+                break
+    after = server_packets(hosts)
+    if len(collected) < len(procs):
+        problems["not_reported"] = len(procs) - len(collected)
+    for proc in procs:
+        proc.join(max(5.0, deadline - time.monotonic() + 60))
+    for proc in procs:
+        if proc.is_alive():
+            proc.kill()
+            proc.join(10)
+            problems["killed"] = problems.get("killed", 0) + 1
+    return collected, t0, packet_delta(before, after), problems
+
+
+# ---- scenarios -------------------------------------------------------------------------
+
+def floors(client: KazooClient, root: str, samples: int, pipelined: int) -> Result:
+    base = f"{root}/floors"
+    client.ensure_path(base)
+    client.create(f"{base}/read", b"x" * 16)
+    created: list[str] = []
+
+    def one_create() -> None:
+        created.append(client.create(f"{base}/c-", ephemeral=True, sequence=True))
+
+    def one_get() -> None:
+        client.get(f"{base}/read")
+
+    timed(20, one_create)
+    timed(20, one_get)
+    create_samples = timed(samples, one_create)
+    get_samples = timed(samples, one_get)
+    rates = []
+    for repeat in range(3):
+        client.ensure_path(f"{base}/pipe{repeat}")
+        start = time.perf_counter()
+        pending = [client.create_async(f"{base}/pipe{repeat}/n-", sequence=True) for _ in range(pipelined)]
+        for result in pending:
+            result.get(timeout=120)
+        rates.append(pipelined / (time.perf_counter() - start))
+    delete_tree(client, base)
+    return {
+        "create_median_ms": statistics.median(create_samples) * 1000,
+        "get_median_ms": statistics.median(get_samples) * 1000,
+        "pipelined_creates": pipelined,
+        "pipelined_repeats_writes_per_s": rates,
+        "write_floor_writes_per_s": statistics.median(rates),
+    }
+
+
+def uncontended(client: KazooClient, hosts: str, root: str, cycles: int) -> Result:
+    mutex = zksync.RWMutex(client, f"{root}/zlock")
+    klock = client.Lock(f"{root}/klock", "bench")
+    client.ensure_path(f"{root}/floor")
+
+    def floor_cycle() -> None:
+        node = client.create(f"{root}/floor/write-", ephemeral=True, sequence=True)
+        client.get_children(f"{root}/floor")
+        client.delete(node)
+
+    def zksync_cycle() -> None:
+        mutex.lock(5)
+        mutex.unlock()
+
+    def kazoo_cycle() -> None:
+        klock.acquire(timeout=5)
+        klock.release()
+
+    bodies = {"zksync": zksync_cycle, "kazoo": kazoo_cycle, "floor": floor_cycle}
+    for _ in range(20):
+        for body in bodies.values():
+            body()
+    calls = count_requests(client)
+    samples: dict[str, list[float]] = {name: [] for name in bodies}
+    requests = {name: 0 for name in bodies}
+    packets: dict[str, int | None] = {name: 0 for name in bodies}
+    block = min(50, cycles)
+    for _ in range(max(1, cycles // block)):
+        for name, body in bodies.items():
+            before_calls = len(calls)
+            before = server_packets(hosts)
+            samples[name] += timed(block, body)
+            delta = packet_delta(before, server_packets(hosts))
+            current = packets[name]
+            packets[name] = None if delta is None or current is None else current + delta
+            requests[name] += len(calls) - before_calls
+    floor_med = statistics.median(samples["floor"])
+    out: Result = {"cycles": len(samples["zksync"]), "block": block,
+                   "floor_median_ms": floor_med * 1000,
+                   "floor_requests_per_cycle": requests["floor"] / len(samples["floor"])}
+    for name in ("zksync", "kazoo"):
+        med = statistics.median(samples[name])
+        count = len(samples[name])
+        pk = packets[name]
+        out[name] = {
+            "median_ms": med * 1000,
+            "p90_ms": sorted(samples[name])[int(0.9 * (count - 1))] * 1000,
+            "requests_per_cycle_client": requests[name] / count,
+            "server_packets_per_cycle": None if pk is None else pk / count,
+            "over_floor": med / floor_med,
+        }
+    out["request_kinds"] = sorted(set(calls))
+    return out
+
+
+def lock_round(hosts: str, root: str, impl: str, kind: str, modes: list[str], duration: float) -> Result:
+    path = f"{root}/{kind}-{impl}-{uuid.uuid4().hex[:6]}"
+    params = [{"hosts": hosts, "impl": impl, "mode": mode, "path": path, "duration": duration, "index": i,
+               "kind": kind} for i, mode in enumerate(modes)]
+    results, _, packets, problems = run_processes("lock", hosts, params, timeout=duration + 60)
+    errors = [r["error"] for r in results if "error" in r]
+    good = [r for r in results if "error" not in r]
+    acquisitions = sum(r["acquisitions"] for r in good)
+    elapsed = max((r["elapsed_s"] for r in good), default=duration)
+    requests = sum(r["requests"] for r in good)
+    by_mode = {m: sum(r["acquisitions"] for r in good if r["mode"] == m) / elapsed for m in set(modes)}
+    return {
+        "impl": impl,
+        "clients": len(modes),
+        "duration_s": elapsed,
+        "acquisitions": acquisitions,
+        "acquisitions_per_s": acquisitions / elapsed,
+        "acquisitions_per_s_by_mode": by_mode,
+        "requests_per_acquisition_client": requests / acquisitions if acquisitions else None,
+        "server_packets_per_acquisition": None if packets is None or not acquisitions else packets / acquisitions,
+        "errors": errors + ([json.dumps(problems)] if problems else []),
+    }
+
+
+def spread(n: int, min_processes: int, max_per_process: int) -> list[int]:
+    processes = min(n, max(min_processes, math.ceil(n / max_per_process)))
+    sizes = [n // processes] * processes
+    for i in range(n % processes):
+        sizes[i] += 1
+    return sizes
+
+
+def participants_round(client: KazooClient, hosts: str, impl: str, n: int, timeout: float,
+                       max_per_process: int) -> Result:
+    tag = uuid.uuid4().hex[:8]
+    path = f"{ROOT}/db-{impl}-{n}-{tag}"
+    namespace = f"bench-{n}-{tag}"
+    sizes = spread(n, 10, max_per_process)
+    params = []
+    first = 0
+    for count in sizes:
+        params.append({"hosts": hosts, "impl": impl, "n": n, "first": first, "count": count, "path": path,
+                       "namespace": namespace, "timeout": timeout})
+        first += count
+    started = time.monotonic()
+    results, t0, packets, problems = run_processes("participants", hosts, params, timeout=timeout)
+    setup_and_run_s = time.monotonic() - started
+    good = [r for r in results if "error" not in r]
+    errors = [r["error"] for r in results if "error" in r]
+    finished = sum(r["finished"] for r in good)
+    last = max((r["last_finish"] for r in good if r["last_finish"] is not None), default=None)
+    complete = finished == n and not problems
+    requests = sum(r["requests"] for r in good)
+    writes = sum(r["writes"] for r in good)
+    kinds: Counter[str] = Counter()
+    for r in good:
+        kinds.update(r["kinds"])
+    out: Result = {
+        "impl": impl,
+        "participants": n,
+        "processes": len(sizes),
+        "max_clients_per_process": max(sizes),
+        "completed": complete,
+        "finished": finished,
+        "wall_s": (last - t0) if complete and last is not None else None,
+        "watchdog_s": timeout,
+        "requests_per_participant_client": requests / n if good else None,
+        "writes_per_participant_client": writes / n if good else None,
+        "server_packets_per_participant": None if packets is None else packets / n,
+        "request_kinds_per_participant": {k: v / n for k, v in sorted(kinds.items())},
+        "errors": (errors + [e for r in good for e in r["errors"]])[:5],
+        "error_count": len(errors) + sum(r["error_count"] for r in good),
+        "problems": problems,
+        "round_incl_setup_s": setup_and_run_s,
+    }
+    if impl == "sync":
+        out["join_requests_per_participant"] = sum(r["join_requests"] for r in good) / n if good else None
+        out["join_s_max_process"] = max((r["join_s"] for r in good), default=None)
+    cleanup_start = time.monotonic()
+    try:
+        delete_tree(client, path if impl != "sync" else f"/zksync-sync/{namespace}")
+        out["cleanup"] = "deleted"
+    except Exception as exc:
+        out["cleanup"] = f"failed: {exc!r}"
+    out["cleanup_s"] = time.monotonic() - cleanup_start
+    return out
+
+
+def memory(hosts: str, n: int) -> Result:
+    namespace = f"bench-mem-{uuid.uuid4().hex[:8]}"
+    results, _, _, problems = run_processes("memory", hosts, [{"hosts": hosts, "n": n, "namespace": namespace}],
+                                            timeout=300)
+    out: Result = dict(results[0]) if results else {"error": "no result"}
+    out["problems"] = problems
+    client = zksync.connect(hosts)
+    try:
+        delete_tree(client, f"/zksync-sync/{namespace}")
+    finally:
+        client.stop()
+        client.close()
+    return out
+
+
+# ---- targets and report ----------------------------------------------------------------
+
+def target(name: str, met: bool | None, measured: str) -> Result:
+    return {"target": name, "status": "n/a" if met is None else ("met" if met else "missed"), "measured": measured}
+
+
+def by_n(rounds: list[Result], impl: str, n: int) -> Result | None:
+    return next((r for r in rounds if r["impl"] == impl and r["participants"] == n), None)
+
+
+def evaluate(results: Result) -> list[Result]:
+    floor_rate = results["floors"]["write_floor_writes_per_s"]
+    u = results["uncontended"]["zksync"]
+    out = [
+        target("uncontended write-lock cycle <= 3 requests", u["requests_per_cycle_client"] <= 3,
+               f"{u['requests_per_cycle_client']:.2f} requests/cycle"),
+        target("uncontended write-lock cycle within 1.2x of create+getChildren+delete",
+               u["over_floor"] <= 1.2, f"{u['over_floor']:.2f}x"),
+    ]
+    cz, ck = results["contended"]["zksync"], results["contended"]["kazoo"]
+    rpa = cz["requests_per_acquisition_client"]
+    out.append(target("contended lock (8 clients) <= 4 requests per acquisition",
+                      None if rpa is None else rpa <= 4, "n/a" if rpa is None else f"{rpa:.2f} requests/acquisition"))
+    ratio = cz["acquisitions_per_s"] / ck["acquisitions_per_s"] if ck["acquisitions_per_s"] else None
+    out.append(target("contended lock >= 1.5x kazoo Lock throughput", None if ratio is None else ratio >= 1.5,
+                      "n/a" if ratio is None else f"{ratio:.2f}x ({cz['acquisitions_per_s']:.0f} vs "
+                      f"{ck['acquisitions_per_s']:.0f} acquisitions/s)"))
+    db = by_n(results["double_barrier"], "zksync-db", 1000)
+    if db is None:
+        out.append(target("DoubleBarrier N=1000 completes within 3x of the write floor (2N writes)", None,
+                          "not run at N=1000"))
+    else:
+        floor_s = 2 * 1000 / floor_rate
+        if db["completed"]:
+            r = db["wall_s"] / floor_s
+            out.append(target("DoubleBarrier N=1000 completes within 3x of the write floor (2N writes)", r <= 3,
+                              f"{r:.2f}x ({db['wall_s']:.2f} s vs floor {floor_s:.2f} s)"))
+        else:
+            out.append(target("DoubleBarrier N=1000 completes within 3x of the write floor (2N writes)", False,
+                              "did not complete"))
+    s1 = by_n(results["signal_and_wait"], "sync", 1000)
+    if s1 is None:
+        out.append(target("signal_and_wait N=1000 under 2x the write floor", None, "not run at N=1000"))
+    else:
+        floor_s = 1000 * s1["writes_per_participant_client"] / floor_rate
+        if s1["completed"]:
+            r = s1["wall_s"] / floor_s
+            out.append(target("signal_and_wait N=1000 under 2x the write floor", r < 2,
+                              f"{r:.2f}x ({s1['wall_s']:.2f} s vs floor {floor_s:.2f} s = 1000 x "
+                              f"{s1['writes_per_participant_client']:.2f} writes / {floor_rate:.0f} writes/s)"))
+        else:
+            out.append(target("signal_and_wait N=1000 under 2x the write floor", False, "did not complete"))
+    s2 = by_n(results["signal_and_wait"], "sync", 10000)
+    out.append(target("signal_and_wait N=10000 completes", None if s2 is None else bool(s2["completed"]),
+                      "not run at N=10000" if s2 is None else (
+                          f"completed in {s2['wall_s']:.1f} s" if s2["completed"] else
+                          f"did not complete: {s2['finished']}/10000 finished; {s2['errors'][:2]} {s2['problems']}")))
+    return out
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def markdown(results: Result) -> str:
+    f = results["floors"]
+    lines = [f"# zksync vs kazoo — {results['meta']['started']}", "",
+             f"Ensemble: {results['meta']['ensemble']}; {'quick' if results['meta']['quick'] else 'full'} run, "
+             f"{results['meta']['wall_s']:.0f} s.", "", "## Targets", "", "| target | status | measured |",
+             "|---|---|---|"]
+    lines += [f"| {t['target']} | {t['status']} | {t['measured']} |" for t in results["targets"]]
+    lines += ["", "## Floors", "", "| measure | value |", "|---|---|",
+              f"| synchronous create, median | {f['create_median_ms']:.2f} ms |",
+              f"| get, median | {f['get_median_ms']:.2f} ms |",
+              f"| pipelined creates ({f['pipelined_creates']} outstanding), write floor | "
+              f"{f['write_floor_writes_per_s']:.0f} writes/s |"]
+    u = results["uncontended"]
+    lines += ["", f"## Uncontended write-lock cycle ({u['cycles']} cycles each, blocks of {u['block']})", "",
+              "| | median ms | p90 ms | requests/cycle (client) | server packets/cycle | / floor |",
+              "|---|---|---|---|---|---|"]
+    for name in ("zksync", "kazoo"):
+        v = u[name]
+        lines.append(f"| {name} | {v['median_ms']:.2f} | {v['p90_ms']:.2f} | {v['requests_per_cycle_client']:.2f} | "
+                     f"{fmt(v['server_packets_per_cycle'])} | {v['over_floor']:.2f}x |")
+    lines.append(f"| floor: create + getChildren + delete | {u['floor_median_ms']:.2f} | | "
+                 f"{u['floor_requests_per_cycle']:.2f} | | 1.00x |")
+    for key, title in (("contended", "Contended write lock, 8 processes"),
+                       ("rwmutex", "Readers-writer lock, 3 reader + 1 writer processes")):
+        lines += ["", f"## {title}", "",
+                  "| | acquisitions/s | by mode | requests/acquisition (client) | server packets/acquisition | errors |",
+                  "|---|---|---|---|---|---|"]
+        for name in ("zksync", "kazoo"):
+            v = results[key][name]
+            modes = ", ".join(f"{m} {r:.0f}" for m, r in sorted(v["acquisitions_per_s_by_mode"].items()))
+            lines.append(f"| {name} | {v['acquisitions_per_s']:.0f} | {modes} | "
+                         f"{fmt(v['requests_per_acquisition_client'])} | {fmt(v['server_packets_per_acquisition'])} | "
+                         f"{'; '.join(v['errors']) or '—'} |")
+    lines += ["", "## DoubleBarrier enter + exit, and Sync.signal_and_wait", "",
+              "| recipe | N | processes | completed | wall s | requests/participant (client) | "
+              "writes/participant | server packets/participant | errors |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    names = {"zksync-db": "zksync DoubleBarrier", "kazoo-db": "kazoo DoubleBarrier",
+             "sync": "zksync signal_and_wait"}
+    for r in results["double_barrier"] + results["signal_and_wait"]:
+        status = "yes" if r["completed"] else f"did not complete ({r['finished']}/{r['participants']})"
+        errs = "; ".join(r["errors"][:2]) or "—"
+        if r["problems"]:
+            errs += f" {json.dumps(r['problems'])}"
+        lines.append(f"| {names[r['impl']]} | {r['participants']} | {r['processes']} | {status} | {fmt(r['wall_s'])} | "
+                     f"{fmt(r['requests_per_participant_client'])} | {fmt(r['writes_per_participant_client'])} | "
+                     f"{fmt(r['server_packets_per_participant'])} | {errs} |")
+    sync_rounds = [r for r in results["signal_and_wait"] if "join_requests_per_participant" in r]
+    if sync_rounds:
+        lines += ["", "signal_and_wait is timed from a common start after every participant has joined "
+                  "(presence set up); joining is reported apart:", "",
+                  "| N | join requests/participant | join time (slowest process) s |", "|---|---|---|"]
+        for r in sync_rounds:
+            lines.append(f"| {r['participants']} | {fmt(r['join_requests_per_participant'])} | "
+                         f"{fmt(r['join_s_max_process'])} |")
+    m = results["memory"]
+    lines += ["", "## Memory", ""]
+    if "delta_kib" in m:
+        lines.append(f"One process hosting {m['participants']} participants (client + Sync + one signal_and_wait "
+                     f"each): RSS {m['rss_before_kib'] / 1024:.1f} MiB before, {m['rss_after_kib'] / 1024:.1f} MiB "
+                     f"after: +{m['delta_kib'] / 1024:.1f} MiB, {m['per_participant_kib']:.0f} KiB per participant.")
+    else:
+        lines.append(f"failed: {m.get('error')}")
+    lines += ["", "## How the floors are computed", "",
+              "- write floor: pipelined creates from one client (all sent, then all awaited), median of 3 runs;",
+              "- DoubleBarrier floor: 2N writes (one create and one delete per participant) at the write floor;",
+              "- signal_and_wait floor: N x (writes per participant, counted by the clients during the round: "
+              "Create/Delete/SetData/multi requests, including creates that fail with NodeExists) at the write floor;",
+              "- lock floor: one synchronous create + getChildren + delete of an ephemeral-sequential node, "
+              "timed in blocks alternating with the lock cycles.", ""]
+    return "\n".join(lines)
+
+
+def plot(results: Result, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_wall, ax_req) = plt.subplots(1, 2, figsize=(12, 4.5))
+    series = [("zksync DoubleBarrier", results["double_barrier"], "zksync-db", "o-"),
+              ("kazoo DoubleBarrier", results["double_barrier"], "kazoo-db", "s--"),
+              ("zksync signal_and_wait", results["signal_and_wait"], "sync", "^-")]
+    for label, rounds, impl, style in series:
+        rs = sorted((r for r in rounds if r["impl"] == impl), key=lambda r: r["participants"])
+        done = [r for r in rs if r["completed"]]
+        if done:
+            ax_wall.plot([r["participants"] for r in done], [r["wall_s"] for r in done], style, label=label)
+        failed = [r for r in rs if not r["completed"]]
+        if failed:
+            ax_wall.plot([r["participants"] for r in failed], [r["watchdog_s"] for r in failed], "x", markersize=10,
+                         label=f"{label}: did not complete (watchdog)")
+        counted = [r for r in rs if r["completed"] and r["requests_per_participant_client"] is not None]
+        if counted:
+            ax_req.plot([r["participants"] for r in counted], [r["requests_per_participant_client"] for r in counted],
+                        style, label=label)
+    for ax, title, ylabel in ((ax_wall, "wall time", "seconds"), (ax_req, "requests per participant", "requests")):
+        ax.set_xscale("log")
+        ax.set_xlabel("participants N")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    ax_wall.set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---- main ------------------------------------------------------------------------------
+
+def sizes_arg(text: str) -> list[int]:
+    values = [int(v) for v in text.split(",") if v.strip()]
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    return values
+
+
+def watchdog(n: int) -> float:
+    return min(240.0, 60.0 + 0.03 * n)
+
+
+def run(args: argparse.Namespace) -> Result:
+    quick = args.quick
+    sizes = args.sizes or ([10] if quick else [10, 100, 1000])
+    sync_sizes = args.sync_sizes or ([10] if quick else [10, 100, 1000, 10000])
+    duration = 2.0 if quick else 5.0
+    started = time.monotonic()
+    results: Result = {"meta": {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "quick": quick,
+                                "sizes": sizes, "sync_sizes": sync_sizes, "lock_duration_s": duration,
+                                "python": sys.version.split()[0], "cpus": os.cpu_count()}}
+    with ensemble_hosts() as (hosts, source):
+        results["meta"]["ensemble"] = source
+        client = zksync.connect(hosts, session_timeout=SESSION_TIMEOUT)
+        root = f"{ROOT}/{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        client.ensure_path(root)
+        try:
+            step("floors")
+            results["floors"] = floors(client, root, 50 if quick else 300, 500 if quick else 5000)
+            step("uncontended lock cycle")
+            results["uncontended"] = uncontended(client, hosts, root, 50 if quick else 500)
+            step("contended lock")
+            results["contended"] = {impl: lock_round(hosts, root, impl, "lock", ["write"] * 8, duration)
+                                    for impl in ("zksync", "kazoo")}
+            step("readers-writer lock")
+            results["rwmutex"] = {impl: lock_round(hosts, root, impl, "rw", ["read", "read", "read", "write"],
+                                                   duration) for impl in ("zksync", "kazoo")}
+            results["double_barrier"] = []
+            for n in sizes:
+                for impl in ("zksync-db", "kazoo-db"):
+                    step(f"{impl} N={n}")
+                    results["double_barrier"].append(participants_round(client, hosts, impl, n, watchdog(n), 100))
+            results["signal_and_wait"] = []
+            for n in sync_sizes:
+                step(f"signal_and_wait N={n}")
+                results["signal_and_wait"].append(participants_round(client, hosts, "sync", n, watchdog(n), 500))
+            step("memory")
+            results["memory"] = memory(hosts, 10 if quick else 100)
+        finally:
+            try:
+                delete_tree(client, root)
+            finally:
+                client.stop()
+                client.close()
+    results["targets"] = evaluate(results)
+    results["meta"]["wall_s"] = time.monotonic() - started
+    return results
+
+
+def step(what: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {what}", file=sys.stderr, flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and short durations")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--sizes", type=sizes_arg, help="DoubleBarrier participants (default 10,100,1000)")
+    parser.add_argument("--sync-sizes", type=sizes_arg, help="signal_and_wait participants (default 10,100,1000,10000)")
+    args = parser.parse_args()
+    results = run(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    (args.out / "results.md").write_text(markdown(results))
+    plot(results, args.out / "scaling.png")
+    print(markdown(results))
+    print(f"written to {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

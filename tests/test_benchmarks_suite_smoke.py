@@ -1,0 +1,31 @@
+"""The benchmark suite's quick mode runs end to end and writes its three outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_benchmark_suite_quick_run_writes_results(zk_hosts: str, tmp_path: Path) -> None:
+    env = dict(os.environ, ZOOKEEPER_PEERS=zk_hosts)
+    done = subprocess.run([sys.executable, "-m", "benchmarks.suite", "--quick", "--out", str(tmp_path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-4000:]
+    for name in ("results.json", "results.md", "scaling.png"):
+        assert (tmp_path / name).is_file(), name
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results) >= {"meta", "floors", "uncontended", "contended", "rwmutex", "double_barrier",
+                            "signal_and_wait", "memory", "targets"}
+    assert results["floors"]["write_floor_writes_per_s"] > 0
+    assert set(results["uncontended"]) >= {"zksync", "kazoo", "floor_median_ms"}
+    assert set(results["contended"]) == {"zksync", "kazoo"} == set(results["rwmutex"])
+    assert {r["impl"] for r in results["double_barrier"]} == {"zksync-db", "kazoo-db"}
+    assert all(r["completed"] for r in results["double_barrier"] + results["signal_and_wait"])
+    assert "delta_kib" in results["memory"]
+    assert all(t["status"] in ("met", "missed", "n/a") for t in results["targets"])
+    assert "| target | status | measured |" in (tmp_path / "results.md").read_text()
