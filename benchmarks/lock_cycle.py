@@ -81,16 +81,24 @@ def packets(ensemble: Ensemble | None) -> int | None:
     return sum(int(ensemble.mntr(i).get("zk_packets_received", 0)) for i in range(ensemble.size))
 
 
-def uncontended(client: KazooClient, root: str, cycles: int, ensemble: Ensemble | None) -> dict[str, Any]:
-    mutex = zksync.RWMutex(client, f"{root}/lock")
-    mutex.lock(5)
-    mutex.unlock()
+def floor_cycle_for(client: KazooClient, root: str) -> Callable[[], None]:
+    """The least any queue lock must do per cycle: create an ephemeral-sequential node,
+    list the queue, delete the node (synchronous calls, under ``root/floor``)."""
     client.ensure_path(f"{root}/floor")
 
     def floor_cycle() -> None:
         node = client.create(f"{root}/floor/write-", ephemeral=True, sequence=True)
         client.get_children(f"{root}/floor")
         client.delete(node)
+
+    return floor_cycle
+
+
+def uncontended(client: KazooClient, root: str, cycles: int, ensemble: Ensemble | None) -> dict[str, Any]:
+    mutex = zksync.RWMutex(client, f"{root}/lock")
+    mutex.lock(5)
+    mutex.unlock()
+    floor_cycle = floor_cycle_for(client, root)
 
     def lock_cycle() -> None:
         mutex.lock(5)

@@ -46,7 +46,7 @@ import zksync
 from zksync.testing import Ensemble
 from zksync.testing.ensemble import four_letter
 
-from .lock_cycle import count_requests, timed
+from .lock_cycle import count_requests, floor_cycle_for, timed
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 ROOT = "/zksync-bench-suite"
@@ -428,12 +428,7 @@ def floors(client: KazooClient, root: str, samples: int, pipelined: int) -> Resu
 def uncontended(client: KazooClient, hosts: str, root: str, cycles: int) -> Result:
     mutex = zksync.RWMutex(client, f"{root}/zlock")
     klock = client.Lock(f"{root}/klock", "bench")
-    client.ensure_path(f"{root}/floor")
-
-    def floor_cycle() -> None:
-        node = client.create(f"{root}/floor/write-", ephemeral=True, sequence=True)
-        client.get_children(f"{root}/floor")
-        client.delete(node)
+    floor_cycle = floor_cycle_for(client, root)
 
     def zksync_cycle() -> None:
         mutex.lock(5)
