@@ -63,8 +63,62 @@ def test_uncontended_write_lock_cycle_takes_three_requests(zk_client: KazooClien
         mutex.lock(timeout=5)
         mutex.unlock()
     counter.close()
-    assert counter.calls == ["Create2", "GetChildren", "Delete"] * 5
+    # the release is one transaction: setData (the hand-off mark) and delete
+    assert counter.calls == ["Create2", "GetChildren", "Transaction"] * 5
     assert tree(zk_client) == {"/lock"}
+
+
+def test_a_writer_handed_the_lock_by_a_releasing_writer_does_not_list_the_queue_again(
+        zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+    holder = RWMutex(zk_client_factory(), "/lock")
+    held = holder.lock(timeout=5)
+    waiting_client = zk_client_factory()
+    counter = RequestCounter(waiting_client)
+    waiter = RWMutex(waiting_client, "/lock")
+    acquired = pool.submit(waiter.lock, 10)
+    wait_until(lambda: counter.calls == ["Create2", "GetChildren", "Exists"], what="waiter watching the holder")
+    holder.unlock()
+    lease = settle(acquired)
+    assert counter.calls == ["Create2", "GetChildren", "Exists"]  # 3 requests, then the release
+    assert lease.fencing_token > held.fencing_token
+    waiter.unlock()
+    assert counter.calls[-1] == "Transaction"
+
+
+def test_a_waiter_ahead_that_gives_up_hands_nothing_over(
+        zk_client_factory: Factory, zk_client: KazooClient, pool: ThreadPoolExecutor) -> None:
+    holder = RWMutex(zk_client_factory(), "/lock")
+    holder.lock(timeout=5)
+    impatient = RWMutex(zk_client_factory(), "/lock")
+    gave_up = pool.submit(impatient.lock, 1.0)
+    wait_until(lambda: len(queue_names(zk_client)) == 2, what="impatient queued")
+    patient = RWMutex(zk_client_factory(), "/lock")
+    acquired = pool.submit(patient.lock, 20)
+    wait_until(lambda: len(queue_names(zk_client)) == 3, what="patient queued")
+    with pytest.raises(Timeout):
+        settle(gave_up)
+    time.sleep(0.5)  # the patient waiter saw its predecessor vanish and watches the holder now
+    assert not acquired.done() and holder.lease is not None and holder.lease.valid
+    assert len(queue_names(zk_client)) == 2
+    holder.unlock()
+    settle(acquired).check()
+    patient.unlock()
+
+
+def test_a_releasing_reader_does_not_hand_a_writer_the_lock_while_another_reader_holds(
+        zk_client_factory: Factory, zk_client: KazooClient, pool: ThreadPoolExecutor) -> None:
+    first, second = RWMutex(zk_client_factory(), "/lock"), RWMutex(zk_client_factory(), "/lock")
+    first.rlock(timeout=5)
+    second.rlock(timeout=5)
+    writer = RWMutex(zk_client_factory(), "/lock")
+    acquired = pool.submit(writer.lock, 20)
+    wait_until(lambda: len(queue_names(zk_client)) == 3, what="writer queued")
+    second.runlock()  # the writer's immediate predecessor, released as a holder
+    time.sleep(0.5)
+    assert not acquired.done()
+    first.runlock()
+    settle(acquired).check()
+    writer.unlock()
 
 
 def test_writers_are_served_in_arrival_order(zk_client_factory: Factory, pool: ThreadPoolExecutor, gates: Gates) -> None:

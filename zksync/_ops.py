@@ -123,6 +123,12 @@ class Ops:
                 try:
                     if not retry:
                         return self._once(start, deadline, on_abandon)
+                    try:  # the common case: answered at the first try, no retry machinery
+                        return self._once(start, deadline, on_abandon)
+                    except _RETRYABLE:
+                        if deadline.expired():
+                            raise
+                        self._await_connection(deadline)
                     retrying = Retrying(
                         retry=retry_if_exception_type(_RETRYABLE),
                         stop=_StopAtDeadline(deadline),

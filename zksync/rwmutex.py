@@ -262,8 +262,9 @@ class RWMutex:
             token, self._lost_token = self._lost_token, None
         if token is not None:
             self._ops.session.cancel_lost(token)
+        handoff = not lease.lost  # a lost lease's node is already being removed plainly
         lease._released = True
-        release_node(self._ops, lease.node)
+        release_node(self._ops, lease.node, handoff=handoff)
         if lease.tainted:
             own = parse(lease.node.rsplit("/", 1)[1])
             if own is not None:
