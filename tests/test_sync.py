@@ -206,3 +206,58 @@ def test_cleanup_refuses_while_instances_are_present(zk_client_factory: Factory,
     b.leave()
     a.cleanup()
     assert zk_client.exists("/zksync-sync/run") is None
+
+
+def _lose_the_reply_of_the_first_signal(sync: Sync, after_landing: bool) -> list[str]:
+    """Make the first signal transaction of ``sync`` look as if its reply was lost: either after
+    it landed (the server did it) or before it was sent (nothing happened)."""
+    from zksync.errors import ConnectionLost
+
+    ops = sync._ops
+    original = ops.call
+    seen: list[str] = []
+
+    def lossy(start: Any, deadline: Any, **kwargs: Any) -> Any:
+        if getattr(start, "__name__", "") == "commit_async" and not seen:
+            seen.append("lost")
+            if after_landing:
+                original(start, deadline, **kwargs)
+            raise ConnectionLost("connection to ZooKeeper lost (injected)", recipe="Sync")
+        return original(start, deadline, **kwargs)
+
+    ops.call = lossy  # type: ignore[method-assign]
+    return seen
+
+
+@pytest.mark.parametrize("after_landing", [True, False], ids=["landed", "not-sent"])
+def test_a_signal_whose_reply_is_lost_counts_once_with_its_true_number(
+        zk_client_factory: Factory, after_landing: bool) -> None:
+    a, b, c = instances(zk_client_factory, 3)
+    assert a.signal_entry("s") == 1
+    assert b.signal_entry("s") == 2
+    seen = _lose_the_reply_of_the_first_signal(c, after_landing)
+    assert c.signal_entry("s") == 3
+    assert seen == ["lost"]
+    assert a.signal_entry("s") == 4  # dense: the lost reply neither doubled nor skipped a number
+    assert a.counts() == {"s": 4}
+    assert sorted(c._signalled("s", c._ops.default_deadline())) == ["i0", "i1", "i2"]
+
+
+def test_a_barrier_watches_only_the_entry_that_completes_its_count(zk_client_factory: Factory,
+                                                                  pool: ThreadPoolExecutor) -> None:
+    from .conftest import RequestCounter
+
+    a, b, c = instances(zk_client_factory, 3)
+    for s in (a, b, c):
+        s.join(5)
+    assert a.signal_entry("s") == 1  # the first signal of a state also makes its directories
+    counter = RequestCounter(b.client)
+    waiting = pool.submit(b.signal_and_wait, "s", 3, 20)
+    time.sleep(0.3)
+    assert not waiting.done()
+    last = RequestCounter(c.client)
+    assert c.signal_and_wait("s", 3, timeout=5) == 3
+    assert last.calls == ["Transaction"]  # the last arrival does not wait at all
+    assert settle(waiting) == 2
+    # the transaction, exists on e-2, the abort and departure watches; woken by the creation of e-2
+    assert sorted(counter.calls) == sorted(["Transaction", "Exists", "Exists", "GetChildren"])

@@ -13,19 +13,25 @@ Layout under ``/zksync-sync/<namespace>``::
     instances/<id>        ephemeral, data = sequence: who is alive (each watches its predecessor)
     joined/<id>           persistent: who ever joined (to name the missing on a timeout)
     left/<id>             persistent: written by the instance that saw <id>'s presence vanish
-    states/<state>/e-<id>-<seq>   one per signal_entry; the sequence gives the 1-based number
-    wants/<state>/<target>        a barrier on <state> waits for <target>
-    released/<state>/<target>     created by whoever sees the count reach <target>
+    states/<state>/e-<seq>        one per signal_entry, data = instance id; seq + 1 is its number
+    signalled/<state>/<id>.<guid> made in the same transaction as the entry: who signalled
     aborted/<state>               data = reason
     topics/<topic>/m-<guid>-<seq> data = JSON payload
     exchange/<key>/<id>           data = JSON value
 
-A barrier costs each participant a constant number of requests (no getChildren-and-rewatch
-loop per arrival): the arrival that makes the count reach a wanted target creates one
-``released`` marker, and every waiter watches that single node.  Liveness costs one watch per
-instance (on its predecessor's presence), so a death notifies one instance, which records it in
-``left/``; waiters watch ``left/`` and fail fast with :class:`ParticipantLost` when an instance
-that had not signalled the state is gone.
+A state's directory only ever gains children, so its sequence numbers are dense: the count
+has reached ``target`` exactly when ``e-<target - 1>`` exists.  A barrier therefore watches that
+one node with ``exists`` (it fires when the target-th signal lands); nobody lists the entries,
+nobody keeps a marker, and a signal is one transaction.  ``signal_and_wait`` costs the
+participant four requests (the transaction, the exists watch and the two trouble watches below)
+and the release one notification.  The ``signalled`` record of a signal has a name fixed before
+the first try, so a signal retried after a lost reply can never land twice: the second
+transaction fails on that name, atomically.
+
+Liveness costs one watch per instance (on its predecessor's presence), so a death notifies one
+instance, which records it in ``left/``; waiters watch ``left/`` and ``aborted/<state>`` and
+fail fast with :class:`ParticipantLost` when an instance that had not signalled the state is
+gone, or :class:`BarrierAborted`.
 """
 
 from __future__ import annotations
@@ -41,11 +47,12 @@ from concurrent.futures import Future
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.protocol.states import KazooState, WatchedEvent
+from kazoo.exceptions import NodeExistsError, NoNodeError, RolledBackError, RuntimeInconsistency
+from kazoo.protocol.states import EventType, KazooState, WatchedEvent
 
 from ._ops import Ops, Waiter
 from ._util import Deadline, check_name, check_timeout
-from .errors import InvalidArgument, InvalidState, Timeout, ZkSyncError
+from .errors import ConnectionLost, InvalidArgument, InvalidState, Timeout, ZkSyncError, translate
 
 ROOT = "/zksync-sync"
 
@@ -261,14 +268,64 @@ class Sync:
         state = check_name(state, "state", self.recipe)
         deadline = self._deadline(timeout)
         self.join(deadline.remaining())
+        return self._signal(state, deadline)
+
+    def _entry(self, state: str, number: int) -> str:
+        """The node of the ``number``-th (1-based) signal of ``state``."""
+        return f"{self.root}/states/{state}/e-{number - 1:010d}"
+
+    def _signal(self, state: str, deadline: Deadline) -> int:
         ops = self._ops
-        created = ops.create(f"{self.root}/states/{state}/e-{self.instance_id}-", deadline, sequence=True)
-        assert created is not None
-        seq = _seq(created[0]) + 1
-        for target in ops.get_children(f"{self.root}/wants/{state}", deadline, missing_ok=True):
-            if target.isdigit() and int(target) <= seq:
-                ops.create(f"{self.root}/released/{state}/{target}", deadline)
-        return seq
+        entries = f"{self.root}/states/{state}"
+        record = f"{self.root}/signalled/{state}/{self.instance_id}.{uuid.uuid4().hex}"
+        while True:
+            transaction = self.client.transaction()
+            transaction.create(f"{entries}/e-", self.instance_id.encode(), sequence=True)
+            transaction.create(record)
+            try:
+                results = ops.call(transaction.commit_async, deadline, retry=False)
+            except ConnectionLost:  # the reply was lost: did the transaction land?
+                if not ops.session.wait_connected(deadline):
+                    raise Timeout("timed out waiting for the connection after a lost signal", path=entries,
+                                  recipe=self.recipe) from None
+                landed = ops.exists(record, deadline)
+                if landed is None:
+                    continue  # it did not (and a late copy can no longer land: the record would exist)
+                return self._number_of(entries, landed.czxid, deadline)
+            failure = next((r for r in results if isinstance(r, Exception)
+                            and not isinstance(r, (RolledBackError, RuntimeInconsistency))), None)
+            if failure is None:
+                return _seq(results[0]) + 1
+            if isinstance(failure, NoNodeError):  # the first signal of this state
+                ops.ensure_path(entries, deadline)
+                ops.ensure_path(record.rsplit("/", 1)[0], deadline)
+                continue
+            if isinstance(failure, NodeExistsError):  # an earlier try landed after all
+                landed = ops.exists(record, deadline)
+                if landed is not None:
+                    return self._number_of(entries, landed.czxid, deadline)
+            with translate(entries, self.recipe):
+                raise failure
+
+    def _number_of(self, entries: str, czxid: int, deadline: Deadline) -> int:
+        """The number of the entry created by transaction ``czxid`` (entries are created in
+        zxid order, so a binary search over their sequence finds it)."""
+        names = sorted((n for n in self._ops.get_children(entries, deadline) if n.startswith("e-")), key=_seq)
+        low, high = 0, len(names) - 1
+        while low <= high:
+            middle = (low + high) // 2
+            stat = self._ops.exists(f"{entries}/{names[middle]}", deadline)
+            if stat is None:
+                raise InvalidState(f"entry {names[middle]} of {entries} was deleted", path=entries,
+                                   recipe=self.recipe)
+            if stat.czxid == czxid:
+                return _seq(names[middle]) + 1
+            if stat.czxid < czxid:
+                low = middle + 1
+            else:
+                high = middle - 1
+        raise InvalidState(f"the entry of a landed signal is missing from {entries}", path=entries,
+                           recipe=self.recipe)
 
     def barrier(self, state: str, target: int, timeout: float | None = None) -> None:
         """Return once at least ``target`` signals of ``state`` were made.
@@ -285,6 +342,9 @@ class Sync:
         if target == 0:
             return
         self.join(None if deadline.unbounded else max(deadline.remaining() or 0.0, 1.0))
+        self._wait_for(state, target, deadline)
+
+    def _wait_for(self, state: str, target: int, deadline: Deadline) -> None:
         try:
             self._await_target(state, target, deadline)
         except SyncTimeout:
@@ -297,30 +357,27 @@ class Sync:
 
     def _await_target(self, state: str, target: int, deadline: Deadline) -> None:
         ops = self._ops
-        released = f"{self.root}/released/{state}/{target}"
+        entry = self._entry(state, target)
         aborted = f"{self.root}/aborted/{state}"
         with Waiter(ops.session) as waiter:
-            ops.create(f"{self.root}/wants/{state}/{target}", deadline)
             while True:
-                if ops.exists(released, deadline, watch=waiter.watch) is not None:
+                waiter.last = None
+                if ops.exists(entry, deadline, watch=waiter.watch) is not None:
                     return
-                abort = ops.get(aborted, deadline)
-                if abort is None:
-                    ops.exists(aborted, deadline, watch=waiter.watch)
-                else:
-                    reason = abort[0].decode(errors="replace")
+                if ops.exists(aborted, deadline, watch=waiter.watch) is not None:
+                    abort = ops.get(aborted, deadline)
+                    reason = abort[0].decode(errors="replace") if abort is not None else "aborted"
                     raise BarrierAborted(f"state {state!r} was aborted: {reason}", reason, path=aborted,
                                          recipe=self.recipe)
-                stat = ops.exists(f"{self.root}/states/{state}", deadline)
-                if stat is not None and stat.cversion >= target:  # cversion counts the signals
-                    ops.create(released, deadline)
-                    return
                 self._fail_if_lost(state, target, deadline, waiter)
                 if not waiter.wait(deadline):
                     missing = self._missing(state)
                     raise SyncTimeout(f"timed out waiting for {target} instances in state {state!r}; "
                                       f"not signalled: {', '.join(missing) or 'unknown instances'}", missing,
                                       path=f"{self.root}/states/{state}", recipe=self.recipe)
+                event = waiter.last
+                if event is not None and event.type == EventType.CREATED and event.path == entry:
+                    return  # the target-th signal landed: nothing to ask
                 if not ops.session.is_connected():
                     ops.session.wait_connected(deadline)
 
@@ -341,9 +398,12 @@ class Sync:
 
     def signal_and_wait(self, state: str, target: int, timeout: float | None = None) -> int:
         """:meth:`signal_entry` then :meth:`barrier`; returns the sequence number."""
+        if isinstance(target, bool) or not isinstance(target, int) or target < 0:
+            raise InvalidArgument(f"target must be an int >= 0, got {target!r}", recipe=self.recipe)
         deadline = Deadline(check_timeout(timeout))
         seq = self.signal_entry(state, deadline.remaining())
-        self.barrier(state, target, deadline.remaining())
+        if seq < target:  # entries are dense: ours being number >= target means the count is there
+            self._wait_for(state, target, deadline)
         return seq
 
     def abort(self, state: str, reason: str = "aborted") -> None:
@@ -368,8 +428,8 @@ class Sync:
                               path=f"{self.root}/states/{state}", recipe=self.recipe)
 
     def _signalled(self, state: str, deadline: Deadline) -> set[str]:
-        names = self._ops.get_children(f"{self.root}/states/{state}", deadline, missing_ok=True)
-        return {n[2:].rsplit("-", 1)[0] for n in names if n.startswith("e-")}
+        names = self._ops.get_children(f"{self.root}/signalled/{state}", deadline, missing_ok=True)
+        return {n.rsplit(".", 1)[0] for n in names}
 
     def _missing(self, state: str) -> list[str]:
         try:
