@@ -12,7 +12,7 @@ from kazoo.client import KazooClient
 
 from zksync import AlreadyHeld, Barrier, DoubleBarrier, NotHeld, Timeout
 
-from .conftest import WatchCounter, settle, tree, wait_until
+from .conftest import RequestCounter, WatchCounter, settle, tree, wait_until
 
 Factory = Callable[..., KazooClient]
 
@@ -209,4 +209,42 @@ def test_double_barrier_state_errors(zk_client: KazooClient) -> None:
     with pytest.raises(AlreadyHeld):
         barrier.enter(timeout=5)
     barrier.exit(timeout=5)
+    assert tree(zk_client) == {"/db"}
+
+
+def test_a_member_enters_with_four_requests_and_leaves_with_two_without_listing(
+        zk_client_factory: Factory, pool: ThreadPoolExecutor, zk_client: KazooClient) -> None:
+    clients = [zk_client_factory() for _ in range(3)]
+    barriers = [DoubleBarrier(c, "/db", 3, identifier=f"p{i}") for i, c in enumerate(clients)]
+    counter = RequestCounter(clients[1])  # neither the monitor (p0) nor the arrival completing the count
+    futures = [pool.submit(barriers[0].enter, 20)]
+    wait_until(lambda: len(participants(zk_client)) == 1, what="p0 queued")
+    futures.append(pool.submit(barriers[1].enter, 20))
+    wait_until(lambda: len(counter.calls) == 3, what="p1 counted the arrivals and waits")
+    futures.append(pool.submit(barriers[2].enter, 20))
+    for f in futures:
+        settle(f)
+    assert counter.calls == ["Create2", "Exists", "Exists", "GetData"]  # woken by the creation of ready
+    counter.reset()
+    exits = [pool.submit(b.exit, 20) for b in barriers]
+    for f in exits:
+        settle(f)
+    assert counter.calls == ["Delete", "Exists"]  # woken by the monitor's mark
+    assert tree(zk_client) == {"/db"}
+
+
+def test_twenty_members_leave_together_through_one_monitor(
+        zk_client_factory: Factory, pool: ThreadPoolExecutor, zk_client: KazooClient) -> None:
+    clients = [zk_client_factory() for _ in range(20)]
+    counters = [RequestCounter(c) for c in clients]
+    barriers = [DoubleBarrier(c, "/db", 20, identifier=f"p{i}") for i, c in enumerate(clients)]
+    for f in enter_all(pool, barriers):
+        settle(f)
+    listings = sum(c.calls.count("GetChildren") for c in counters)
+    assert listings <= 5  # the last arrival lists; one racing it may too (listing on every arrival: 20)
+    for c in counters:
+        c.reset()
+    for f in [pool.submit(b.exit, 20) for b in barriers]:
+        settle(f)
+    assert sum(c.calls.count("GetChildren") for c in counters) == 1  # the monitor, once
     assert tree(zk_client) == {"/db"}

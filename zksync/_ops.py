@@ -24,7 +24,7 @@ from tenacity.stop import stop_base
 
 from ._session import SessionWatch, session_for
 from ._util import Deadline
-from .errors import InvalidArgument, Timeout, translate
+from .errors import ConnectionLost, InvalidArgument, Timeout, translate
 
 T = TypeVar("T")
 
@@ -167,6 +167,18 @@ class Ops:
                ) -> ZnodeStat | None:
         result: ZnodeStat | None = self.call(lambda: self.client.exists_async(path, watch), deadline)
         return result
+
+    def exists_many(self, paths: list[str], deadline: Deadline) -> list[ZnodeStat | None]:
+        """``exists`` of every path, pipelined: all requests sent at once, then each answer
+        awaited (one that meets a connection loss is asked again on its own)."""
+        pending = [(path, self.client.exists_async(path)) for path in paths]
+        out: list[ZnodeStat | None] = []
+        for path, result in pending:
+            try:
+                out.append(self.call(lambda r=result: r, deadline, retry=False))  # type: ignore[misc]
+            except ConnectionLost:
+                out.append(self.exists(path, deadline))
+        return out
 
     def get(self, path: str, deadline: Deadline, watch: Callable[[WatchedEvent], None] | None = None
             ) -> tuple[bytes, ZnodeStat] | None:

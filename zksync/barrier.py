@@ -10,17 +10,24 @@ Barrier
 
 DoubleBarrier
     Participants are ephemeral-sequential children ``{identifier}.{guid}.{seq}`` of ``path``.
-    The one whose arrival makes the count reach N creates ``path/ready`` holding the sequence
-    numbers of the N members it releases; everybody else waits on a watch for that one node.
-    So a ``ready`` node left by an earlier round never releases a newcomer (its sequence is not
-    listed, and the ready node is older than the newcomer's node; a ready node none of whose
-    members is present is stale and deleted), and the N+1st arrival waits for the next round.
+    An arrival creates its node, watches ``path/ready`` and reads the parent's child count (a
+    stat, not a listing).  Only an arrival that sees the count reach N lists the children; it
+    creates ``path/ready`` describing the round: the sequence range of its N members (the N
+    lowest present), the few sequence numbers inside that range that are not members (late
+    duplicates of a create whose reply was lost), and the name of the lowest member, the
+    *monitor*.  Everybody else is woken by the creation of ``ready``.  A ``ready`` node left by
+    an earlier round never releases a newcomer (the newcomer's sequence is outside its range and
+    the node is older than the newcomer's; a ready node none of whose members is present is
+    stale and deleted), and the N+1st arrival waits for the next round.
 
-    On exit, the lowest member still present is the *monitor*: it keeps its node until every
-    other member has gone (watching the highest remaining one), then deletes its node and
-    ``ready``.  Everybody else deletes its node and watches the lowest remaining member.  A
-    member that crashes leaves when its session expires, and whoever watched it re-checks.
-    Each release costs one notification per waiter, not a getChildren loop per arrival.
+    On exit, every member but the monitor deletes its node and watches the monitor.  The
+    monitor lists the members once, then waits for them to go, from the highest down (checks
+    pipelined, one watch at a time), and finishes with one transaction: mark its node, delete it
+    and ``ready``.  The members watching it see the mark (``CHANGED``) and return without another
+    request.  If the monitor's node goes any other way (it crashed or gave up: ``DELETED``), they
+    list the members and watch the lowest still present.  A member that crashes leaves when its
+    session expires.  An arrival costs four requests, a departure two; each listing is made once
+    per round, not once per arrival.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ import threading
 from dataclasses import dataclass
 
 from kazoo.client import KazooClient
+from kazoo.exceptions import RolledBackError, RuntimeInconsistency
+from kazoo.protocol.states import EventType
 from kazoo.security import ACL
 
 from ._ops import Ops, Waiter
@@ -42,6 +51,9 @@ from .errors import AlreadyHeld, InvalidArgument, NotHeld, Timeout
 
 SET_MARKER = "set"
 READY = "ready"
+MONITOR_DONE = b"all-left"  # the monitor's last word, in the transaction that deletes its node
+CHECK_CHUNK = 64  # members whose presence the monitor checks in one pipelined batch
+LATER_ARRIVAL_WAIT = 0.2  # seconds a non-last arrival that saw the count complete waits for ready
 
 _PARTICIPANT = re.compile(r"^(?P<ident>.+)\.(?P<guid>[0-9a-f]{32})\.(?P<seq>\d{10,})$")
 
@@ -110,6 +122,41 @@ def _participants(children: list[str], keep_duplicates: bool = False) -> list[_P
     return result
 
 
+@dataclass(frozen=True)
+class _Round:
+    """The members of one round, as written in ``ready``: every sequence in ``low..high``
+    except ``excluded``; ``monitor`` is the name of the lowest member."""
+
+    low: int
+    high: int
+    excluded: frozenset[int]
+    monitor: str
+
+    def __contains__(self, seq: object) -> bool:
+        return isinstance(seq, int) and self.low <= seq <= self.high and seq not in self.excluded
+
+    @classmethod
+    def of(cls, chosen: list[_Participant], listed: list[_Participant]) -> _Round:
+        low, high = chosen[0].seq, chosen[-1].seq
+        members = {p.seq for p in chosen}
+        excluded = frozenset(p.seq for p in listed if low <= p.seq <= high and p.seq not in members)
+        return cls(low, high, excluded, chosen[0].name)
+
+    def encode(self) -> bytes:
+        return json.dumps({"low": self.low, "high": self.high, "excluded": sorted(self.excluded),
+                           "monitor": self.monitor}, separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> _Round | None:
+        """None for anything unreadable: such a ready node is treated as stale."""
+        try:
+            raw = json.loads(data.decode())
+            return cls(int(raw["low"]), int(raw["high"]), frozenset(int(s) for s in raw["excluded"]),
+                       str(raw["monitor"]))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+
 def _guid(name: str) -> str:
     match = _PARTICIPANT.match(name)
     return match["guid"] if match else ""
@@ -136,7 +183,8 @@ class DoubleBarrier:
         self._state = threading.Lock()
         self._busy = False
         self._node: str | None = None
-        self._members: frozenset[int] = frozenset()
+        self._round: _Round | None = None
+        self._listing: list[str] = []
         self._ready_czxid: int | None = None
         self._tainted = False
 
@@ -159,7 +207,7 @@ class DoubleBarrier:
             place = protected_create(self._ops, self.path, f"{self.identifier}.{{guid}}.", deadline, self.acl)
             node = place.path
             self._tainted = place.tainted
-            self._members, self._ready_czxid = self._await_round(node, place.stat.czxid, deadline)
+            self._round, self._ready_czxid = self._await_round(node, place.stat.czxid, deadline)
             self._node = node
         except BaseException:
             if node is not None:
@@ -232,72 +280,135 @@ class DoubleBarrier:
         with self._state:
             self._busy = False
 
-    def _await_round(self, node: str, my_czxid: int, deadline: Deadline) -> tuple[frozenset[int], int]:
+    def _await_round(self, node: str, my_czxid: int, deadline: Deadline) -> tuple[_Round, int]:
         ops = self._ops
         me = _PARTICIPANT.match(node.rsplit("/", 1)[1])
         assert me is not None
         my_seq = int(me["seq"])
+        ready_created = False  # woken by the creation of ready: read it without asking first
+        deferred = False  # we saw the count complete but were not the last arrival, and waited once
         with Waiter(ops.session) as waiter:
             while True:
-                ready = ops.get(self._ready, deadline, watch=waiter.watch)
-                if ready is not None:
+                waiter.last = None
+                if ready_created or ops.exists(self._ready, deadline, watch=waiter.watch) is not None:
+                    ready = ops.get(self._ready, deadline, watch=waiter.watch)
+                    if ready is None:
+                        ready_created = False
+                        continue
                     data, stat = ready
                     # a ready node made before our node existed cannot be for us
-                    members = _decode_members(data) if stat.czxid > my_czxid else frozenset()
-                    if my_seq in members:
-                        return members, stat.czxid
-                    present = _participants(ops.get_children(self.path, deadline))
-                    live = [p for p in present if p.seq in members]
+                    rnd = _Round.decode(data) if stat.czxid > my_czxid else None
+                    if rnd is not None and my_seq in rnd:
+                        return rnd, stat.czxid
+                    present = self._present_members(node, deadline)
+                    live = [p for p in present if rnd is not None and p.seq in rnd]
                     if not live:  # stale: left by a round whose members are all gone
                         ops.delete(self._ready, deadline, version=stat.version)
+                        ready_created = False
                         continue
                     # a round we are not part of is in progress: wait for its lowest member
                     if ops.exists(f"{self.path}/{live[0].name}", deadline, watch=waiter.watch) is None:
+                        ready_created = False
                         continue
                 else:
-                    if ops.exists(self._ready, deadline, watch=waiter.watch) is not None:
-                        continue
-                    names = ops.get_children(self.path, deadline)
-                    my_guid = me["guid"]
-                    for twin in names:
-                        if _guid(twin) == my_guid and twin != me.string:
-                            ops.delete(f"{self.path}/{twin}", deadline)  # a late duplicate of ours
-                    present = _participants([n for n in names if _guid(n) != my_guid or n == me.string])
-                    if my_seq not in {p.seq for p in present}:
-                        raise Timeout("our participant node disappeared (session lost) while entering",
-                                      path=self.path, recipe=self.recipe)
-                    if len(present) >= self.participants:
-                        chosen = [p.seq for p in present[: self.participants]]
-                        payload = json.dumps({"members": chosen}).encode()
-                        ops.create(self._ready, deadline, value=payload, acl=self.acl)
-                        continue
+                    parent = ops.exists(self.path, deadline)
+                    if parent is not None and parent.numChildren >= self.participants:
+                        if parent.cversion != my_seq + 1 and not deferred:
+                            # children changed after ours: a later arrival counts too, and the last
+                            # one lists at once; give it a moment rather than list N names as well
+                            deferred = True
+                            remaining = deadline.remaining()
+                            waiter.wait(Deadline(LATER_ARRIVAL_WAIT if remaining is None
+                                                 else min(LATER_ARRIVAL_WAIT, remaining)))
+                            event = waiter.last
+                            ready_created = (event is not None and event.type == EventType.CREATED
+                                             and event.path == self._ready)
+                            continue
+                        present = self._present_members(node, deadline)
+                        if len(present) >= self.participants:
+                            chosen = present[: self.participants]
+                            listed = _participants(self._listing, keep_duplicates=True)
+                            ops.create(self._ready, deadline, value=_Round.of(chosen, listed).encode(),
+                                       acl=self.acl)
+                            ready_created = True
+                            continue
                 if not waiter.wait(deadline):
                     raise Timeout("timed out waiting for participants to enter", path=self.path,
                                   recipe=self.recipe)
                 if not ops.session.is_connected() and not ops.session.wait_connected(deadline):
                     raise Timeout("timed out waiting for the connection", path=self.path, recipe=self.recipe)
+                event = waiter.last
+                ready_created = (event is not None and event.type == EventType.CREATED
+                                 and event.path == self._ready)
+
+    def _present_members(self, node: str, deadline: Deadline) -> list[_Participant]:
+        """The participants present now, in arrival order; deletes late duplicates of our own
+        node, and raises if our node is gone (our session ended while we waited)."""
+        ops = self._ops
+        my_name = node.rsplit("/", 1)[1]
+        my_guid = _guid(my_name)
+        names = ops.get_children(self.path, deadline)
+        for twin in names:
+            if _guid(twin) == my_guid and twin != my_name:
+                ops.delete(f"{self.path}/{twin}", deadline)  # a late duplicate of ours
+        self._listing = [n for n in names if _guid(n) != my_guid or n == my_name]
+        if my_name not in self._listing:
+            raise Timeout("our participant node disappeared (session lost) while entering",
+                          path=self.path, recipe=self.recipe)
+        return _participants(self._listing)
 
     def _await_departure(self, node: str, deadline: Deadline) -> None:
         ops = self._ops
+        rnd = self._round
+        assert rnd is not None
         my_name = node.rsplit("/", 1)[1]
+        if rnd.monitor == my_name:
+            self._monitor_departure(node, rnd, deadline)
+            return
+        ops.delete(node, deadline)
+        watched = rnd.monitor
         with Waiter(ops.session) as waiter:
             while True:
-                present = [p for p in _participants(ops.get_children(self.path, deadline))
-                           if p.seq in self._members]
-                mine_present = any(p.name == my_name for p in present)
-                others = [p for p in present if p.name != my_name]
-                if not others:
-                    if mine_present:
-                        ops.delete(node, deadline)
+                waiter.last = None
+                path = f"{self.path}/{watched}"
+                if ops.exists(path, deadline, watch=waiter.watch) is not None:
+                    if not waiter.wait(deadline):
+                        raise Timeout(f"timed out waiting for participants to exit (watching {watched})",
+                                      path=self.path, recipe=self.recipe)
+                    event = waiter.last
+                    if event is not None and event.type == EventType.CHANGED and event.path == path:
+                        return  # the monitor saw every member go
+                    if not ops.session.is_connected() and not ops.session.wait_connected(deadline):
+                        raise Timeout("timed out waiting for the connection", path=self.path, recipe=self.recipe)
+                    continue
+                # the node we watched is gone without the monitor's mark: is the round over?
+                stat = ops.exists(self._ready, deadline)
+                if stat is None or stat.czxid != self._ready_czxid:
+                    return  # ready is gone: the monitor finished (or the round is over)
+                present = [p for p in _participants(ops.get_children(self.path, deadline)) if p.seq in rnd]
+                if not present:
                     self._delete_ready(deadline)
                     return
-                if mine_present and present[0].name == my_name:
-                    watched = others[-1]  # monitor: wait for the highest remaining member
-                else:
-                    if mine_present:
-                        ops.delete(node, deadline)
-                    watched = present[0] if present[0].name != my_name else others[0]
-                if ops.exists(f"{self.path}/{watched.name}", deadline, watch=waiter.watch) is None:
+                watched = present[0].name  # the lowest member still inside
+
+    def _monitor_departure(self, node: str, rnd: _Round, deadline: Deadline) -> None:
+        """Wait for every other member to go, from the highest down; then leave, saying so."""
+        ops = self._ops
+        my_name = node.rsplit("/", 1)[1]
+        others = [p for p in _participants(ops.get_children(self.path, deadline))
+                  if p.seq in rnd and p.name != my_name]
+        with Waiter(ops.session) as waiter:
+            while others:
+                chunk = others[-CHECK_CHUNK:]
+                stats = ops.exists_many([f"{self.path}/{p.name}" for p in chunk], deadline)
+                while stats and stats[-1] is None:
+                    stats.pop()
+                    others.pop()
+                if not others or not stats:
+                    continue
+                waiter.last = None
+                if ops.exists(f"{self.path}/{others[-1].name}", deadline, watch=waiter.watch) is None:
+                    others.pop()
                     continue
                 if not waiter.wait(deadline):
                     missing = ", ".join(p.name for p in others)
@@ -305,6 +416,27 @@ class DoubleBarrier:
                                   recipe=self.recipe)
                 if not ops.session.is_connected() and not ops.session.wait_connected(deadline):
                     raise Timeout("timed out waiting for the connection", path=self.path, recipe=self.recipe)
+        self._finish(node, deadline)
+
+    def _finish(self, node: str, deadline: Deadline) -> None:
+        """The monitor's last step: mark our node (the members watching it return on that), and
+        delete it and our round's ready node, in one transaction."""
+        ops = self._ops
+        stat = ops.exists(self._ready, deadline)
+        ours = stat is not None and stat.czxid == self._ready_czxid
+        for with_ready in ((True, False) if ours else (False,)):
+            transaction = ops.client.transaction()
+            transaction.set_data(node, MONITOR_DONE)
+            transaction.delete(node)
+            if with_ready and stat is not None:
+                transaction.delete(self._ready, stat.version)
+            results = ops.call(transaction.commit_async, deadline, retry=False)
+            failures = [r for r in results if isinstance(r, Exception)
+                        and not isinstance(r, (RolledBackError, RuntimeInconsistency))]
+            if not failures:
+                return
+        ops.delete(node, deadline)  # our node is gone already, or we may not write it: go plainly
+        self._delete_ready(deadline)
 
     def _delete_ready(self, deadline: Deadline) -> None:
         stat = self._ops.exists(self._ready, deadline)
@@ -315,11 +447,3 @@ class DoubleBarrier:
 def _identifier(name: str) -> str:
     match = _PARTICIPANT.match(name)
     return match["ident"] if match else name
-
-
-def _decode_members(data: bytes) -> frozenset[int]:
-    try:
-        members = json.loads(data.decode())["members"]
-        return frozenset(int(seq) for seq in members)
-    except (ValueError, KeyError, TypeError):
-        return frozenset()  # unreadable: treated as stale
