@@ -122,6 +122,11 @@ def test_abort_fails_every_waiter(zk_client_factory: Factory, pool: ThreadPoolEx
     for w in waiters:
         with pytest.raises(BarrierAborted, match="disk full"):
             settle(w)
+    late = Sync(zk_client_factory(), "run", instance_id="late")  # joins after the abort
+    started = time.monotonic()
+    with pytest.raises(BarrierAborted, match="disk full"):
+        late.barrier("s", 3, timeout=20)
+    assert time.monotonic() - started < 10
 
 
 def test_topics_keep_order_and_replay_for_late_subscribers(zk_client_factory: Factory,
@@ -259,5 +264,6 @@ def test_a_barrier_watches_only_the_entry_that_completes_its_count(zk_client_fac
     assert c.signal_and_wait("s", 3, timeout=5) == 3
     assert last.calls == ["Transaction"]  # the last arrival does not wait at all
     assert settle(waiting) == 2
-    # the transaction, exists on e-2, the abort and departure watches; woken by the creation of e-2
-    assert sorted(counter.calls) == sorted(["Transaction", "Exists", "Exists", "GetChildren"])
+    # the transaction and exists on e-2, woken by its creation; departures and aborts are watched
+    # once per instance, when it joins
+    assert counter.calls == ["Transaction", "Exists"]

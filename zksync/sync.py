@@ -23,15 +23,17 @@ A state's directory only ever gains children, so its sequence numbers are dense:
 has reached ``target`` exactly when ``e-<target - 1>`` exists.  A barrier therefore watches that
 one node with ``exists`` (it fires when the target-th signal lands); nobody lists the entries,
 nobody keeps a marker, and a signal is one transaction.  ``signal_and_wait`` costs the
-participant four requests (the transaction, the exists watch and the two trouble watches below)
-and the release one notification.  The ``signalled`` record of a signal has a name fixed before
+participant two requests (the transaction and the exists watch) and the release one
+notification.  The ``signalled`` record of a signal has a name fixed before
 the first try, so a signal retried after a lost reply can never land twice: the second
 transaction fails on that name, atomically.
 
 Liveness costs one watch per instance (on its predecessor's presence), so a death notifies one
-instance, which records it in ``left/``; waiters watch ``left/`` and ``aborted/<state>`` and
-fail fast with :class:`ParticipantLost` when an instance that had not signalled the state is
-gone, or :class:`BarrierAborted`.
+instance, which records it in ``left/``.  Each instance keeps one child watch on ``left/`` and
+one on ``aborted/`` for its whole life (armed when it joins, re-armed when they fire or the
+connection comes back) and caches what they list; its barriers read that cache, and are woken
+when it changes, so they fail fast with :class:`ParticipantLost` when an instance that had not
+signalled the state is gone, or with :class:`BarrierAborted`, without a request of their own.
 """
 
 from __future__ import annotations
@@ -162,11 +164,42 @@ class Sync:
                                            or instance_count < 1):
             raise InvalidArgument(f"instance_count must be an int >= 1, got {instance_count!r}", recipe=self.recipe)
         self.instance_count = instance_count
+        self._trouble_lock = threading.Lock()
+        self._gone: frozenset[str] = frozenset()  # children of left/, kept by a watch
+        self._aborted: frozenset[str] = frozenset()  # children of aborted/, kept by a watch
+        self._trouble_wakers: set[threading.Event] = set()
         client.add_listener(self._on_state)
 
     def _on_state(self, state: str) -> None:
         if state == KazooState.CONNECTED and self._presence is not None:
             self._watch_predecessor()  # kazoo drops watches while suspended: re-arm
+            self._rearm_trouble("left")
+            self._rearm_trouble("aborted")
+
+    # ---- trouble: departures and aborts, watched once per instance -----------------------
+    def _trouble_watch(self, event: WatchedEvent) -> None:
+        if event.type != "NONE" and self._presence is not None:
+            self._rearm_trouble(event.path.rsplit("/", 1)[1])
+
+    def _rearm_trouble(self, which: str) -> None:
+        def listed(result: Any) -> None:
+            try:
+                names = result.get()
+            except Exception:
+                return  # disconnected (re-armed on reconnect) or being cleaned up
+            self._set_trouble(which, names)
+
+        self.client.get_children_async(f"{self.root}/{which}", watch=self._trouble_watch).rawlink(listed)
+
+    def _set_trouble(self, which: str, names: list[str]) -> None:
+        with self._trouble_lock:
+            if which == "left":
+                self._gone = frozenset(names)
+            else:
+                self._aborted = frozenset(names)
+            wakers = list(self._trouble_wakers)
+        for waker in wakers:
+            waker.set()
 
     @classmethod
     def from_env(cls, client: KazooClient | None = None) -> Sync:
@@ -194,11 +227,16 @@ class Sync:
             deadline = self._deadline(timeout)
             ops = self._ops
             ops.create(f"{self.root}/joined/{self.instance_id}", deadline)
-            ops.ensure_path(f"{self.root}/left", deadline)
+            if ops.exists(f"{self.root}/signalled", deadline) is None:  # made last: the layout is there
+                for part in ("left", "aborted", "states", "signalled"):
+                    ops.ensure_path(f"{self.root}/{part}", deadline)
             created = ops.create(f"{self.root}/instances/{self.instance_id}-", deadline, ephemeral=True,
                                  sequence=True)
             assert created is not None
             self._presence = created[0]
+            for which in ("left", "aborted"):
+                self._set_trouble(which, ops.get_children(f"{self.root}/{which}", deadline,
+                                                          watch=self._trouble_watch))
             self._joined = True
         self._watch_predecessor()
 
@@ -296,10 +334,21 @@ class Sync:
                             and not isinstance(r, (RolledBackError, RuntimeInconsistency))), None)
             if failure is None:
                 return _seq(results[0]) + 1
-            if isinstance(failure, NoNodeError):  # the first signal of this state
-                ops.ensure_path(entries, deadline)
-                ops.ensure_path(record.rsplit("/", 1)[0], deadline)
-                continue
+            if isinstance(failure, NoNodeError):  # the first signal of this state: make its directories
+                layout = self.client.transaction()
+                layout.create(entries)
+                layout.create(record.rsplit("/", 1)[0])
+                try:
+                    made = ops.call(layout.commit_async, deadline, retry=False)
+                except ConnectionLost:  # making directories is idempotent: just go round again
+                    if not ops.session.wait_connected(deadline):
+                        raise Timeout("timed out waiting for the connection", path=entries,
+                                      recipe=self.recipe) from None
+                    continue
+                if any(isinstance(r, NoNodeError) for r in made):  # the run's layout itself is missing
+                    ops.ensure_path(entries, deadline)
+                    ops.ensure_path(record.rsplit("/", 1)[0], deadline)
+                continue  # made, or made by another instance meanwhile (NodeExists)
             if isinstance(failure, NodeExistsError):  # an earlier try landed after all
                 landed = ops.exists(record, deadline)
                 if landed is not None:
@@ -358,28 +407,38 @@ class Sync:
     def _await_target(self, state: str, target: int, deadline: Deadline) -> None:
         ops = self._ops
         entry = self._entry(state, target)
-        aborted = f"{self.root}/aborted/{state}"
+        checked_gone: frozenset[str] | None = None
         with Waiter(ops.session) as waiter:
-            while True:
-                waiter.last = None
-                if ops.exists(entry, deadline, watch=waiter.watch) is not None:
-                    return
-                if ops.exists(aborted, deadline, watch=waiter.watch) is not None:
-                    abort = ops.get(aborted, deadline)
-                    reason = abort[0].decode(errors="replace") if abort is not None else "aborted"
-                    raise BarrierAborted(f"state {state!r} was aborted: {reason}", reason, path=aborted,
-                                         recipe=self.recipe)
-                self._fail_if_lost(state, target, deadline, waiter)
-                if not waiter.wait(deadline):
-                    missing = self._missing(state)
-                    raise SyncTimeout(f"timed out waiting for {target} instances in state {state!r}; "
-                                      f"not signalled: {', '.join(missing) or 'unknown instances'}", missing,
-                                      path=f"{self.root}/states/{state}", recipe=self.recipe)
-                event = waiter.last
-                if event is not None and event.type == EventType.CREATED and event.path == entry:
-                    return  # the target-th signal landed: nothing to ask
-                if not ops.session.is_connected():
-                    ops.session.wait_connected(deadline)
+            with self._trouble_lock:
+                self._trouble_wakers.add(waiter.event)
+            try:
+                while True:
+                    waiter.last = None
+                    if ops.exists(entry, deadline, watch=waiter.watch) is not None:
+                        return
+                    if state in self._aborted:
+                        aborted = f"{self.root}/aborted/{state}"
+                        abort = ops.get(aborted, deadline)
+                        reason = abort[0].decode(errors="replace") if abort is not None else "aborted"
+                        raise BarrierAborted(f"state {state!r} was aborted: {reason}", reason, path=aborted,
+                                             recipe=self.recipe)
+                    gone = self._gone
+                    if gone and gone != checked_gone:
+                        self._fail_if_lost(state, target, gone, deadline)
+                        checked_gone = gone
+                    if not waiter.wait(deadline):
+                        missing = self._missing(state)
+                        raise SyncTimeout(f"timed out waiting for {target} instances in state {state!r}; "
+                                          f"not signalled: {', '.join(missing) or 'unknown instances'}", missing,
+                                          path=f"{self.root}/states/{state}", recipe=self.recipe)
+                    event = waiter.last
+                    if event is not None and event.type == EventType.CREATED and event.path == entry:
+                        return  # the target-th signal landed: nothing to ask
+                    if not ops.session.is_connected():
+                        ops.session.wait_connected(deadline)
+            finally:
+                with self._trouble_lock:
+                    self._trouble_wakers.discard(waiter.event)
 
     def barrier_async(self, state: str, target: int, timeout: float | None = None) -> Future[None]:
         """:meth:`barrier` in the background: a future that resolves (or fails) with it."""
@@ -411,11 +470,8 @@ class Sync:
         state = check_name(state, "state", self.recipe)
         self._ops.create(f"{self.root}/aborted/{state}", self._deadline(None), value=reason.encode())
 
-    def _fail_if_lost(self, state: str, target: int, deadline: Deadline, waiter: Waiter) -> None:
+    def _fail_if_lost(self, state: str, target: int, gone: frozenset[str], deadline: Deadline) -> None:
         ops = self._ops
-        gone = ops.get_children(f"{self.root}/left", deadline, watch=waiter.watch, missing_ok=True)
-        if not gone:
-            return
         signalled = self._signalled(state, deadline)
         lost = sorted(set(gone) - signalled - {self.instance_id})
         if not lost:
