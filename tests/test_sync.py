@@ -15,7 +15,7 @@ from kazoo.client import KazooClient
 import zksync
 from zksync import BarrierAborted, InvalidArgument, ParticipantLost, Sync, SyncTimeout, Timeout
 
-from .conftest import settle, tree
+from .conftest import settle, tree, wait_until
 
 Factory = Callable[..., KazooClient]
 ROOT = Path(__file__).resolve().parent.parent
@@ -267,3 +267,30 @@ def test_a_barrier_watches_only_the_entry_that_completes_its_count(zk_client_fac
     # the transaction and exists on e-2, woken by its creation; departures and aborts are watched
     # once per instance, when it joins
     assert counter.calls == ["Transaction", "Exists"]
+
+
+def test_an_idle_instance_does_not_relist_departures_until_its_next_barrier(zk_client_factory: Factory,
+                                                                           zk_client: KazooClient) -> None:
+    clients = [zk_client_factory() for _ in range(5)]
+    syncs = [Sync(c, "run", instance_id=f"i{k}", instance_count=5) for k, c in enumerate(clients)]
+    for s in syncs:
+        s.join()
+    idle = syncs[1]
+    listed: list[str] = []
+    original = idle.client._call
+
+    def recording(request: Any, async_object: Any) -> Any:
+        if type(request).__name__ == "GetChildren":
+            listed.append(request.path)
+        return original(request, async_object)
+
+    idle.client._call = recording
+    for c in clients[2:]:
+        c.stop()  # three instances go, one after the other
+    wait_until(lambda: len(zk_client.get_children("/zksync-sync/run/left")) == 3, what="departures recorded")
+    time.sleep(0.3)
+    assert not [p for p in listed if p.endswith("/left")]  # notified once at most, and no re-listing
+    with pytest.raises(ParticipantLost) as info:
+        idle.barrier("s", 5, timeout=20)  # the next barrier re-arms the watch and sees all three gone
+    assert info.value.instances == ["i2", "i3", "i4"]
+    assert len([p for p in listed if p.endswith("/left")]) == 1

@@ -168,18 +168,48 @@ class Sync:
         self._gone: frozenset[str] = frozenset()  # children of left/, kept by a watch
         self._aborted: frozenset[str] = frozenset()  # children of aborted/, kept by a watch
         self._trouble_wakers: set[threading.Event] = set()
+        self._trouble_armed = {"left": False, "aborted": False}
         client.add_listener(self._on_state)
 
     def _on_state(self, state: str) -> None:
         if state == KazooState.CONNECTED and self._presence is not None:
             self._watch_predecessor()  # kazoo drops watches while suspended: re-arm
-            self._rearm_trouble("left")
-            self._rearm_trouble("aborted")
+            for which in ("left", "aborted"):
+                if self._disarm_unless_waited_for(which):
+                    self._rearm_trouble(which)
 
     # ---- trouble: departures and aborts, watched once per instance -----------------------
+    # The watches are re-armed at once only while a barrier of this instance waits; otherwise
+    # they are marked stale and the next barrier re-arms them.  So the departures at the end of
+    # a run cost each idle instance at most one notification, not one per departure.
     def _trouble_watch(self, event: WatchedEvent) -> None:
         if event.type != "NONE" and self._presence is not None:
-            self._rearm_trouble(event.path.rsplit("/", 1)[1])
+            which = event.path.rsplit("/", 1)[1]
+            if self._disarm_unless_waited_for(which):
+                self._rearm_trouble(which)
+
+    def _disarm_unless_waited_for(self, which: str) -> bool:
+        """Mark the watch on ``which`` stale unless a barrier waits; True when one does."""
+        with self._trouble_lock:
+            waiting = bool(self._trouble_wakers)
+            self._trouble_armed[which] = waiting
+        return waiting
+
+    def _arm_trouble(self, deadline: Deadline) -> None:
+        """Make sure both trouble watches are armed and the cache is current (a barrier calls
+        this after registering its waker, so no change can slip between the two)."""
+        for which in ("left", "aborted"):
+            with self._trouble_lock:
+                armed = self._trouble_armed[which]
+                self._trouble_armed[which] = True
+            if not armed:
+                try:
+                    names = self._ops.get_children(f"{self.root}/{which}", deadline, watch=self._trouble_watch)
+                except BaseException:
+                    with self._trouble_lock:
+                        self._trouble_armed[which] = False
+                    raise
+                self._set_trouble(which, names)
 
     def _rearm_trouble(self, which: str) -> None:
         def listed(result: Any) -> None:
@@ -234,9 +264,8 @@ class Sync:
                                  sequence=True)
             assert created is not None
             self._presence = created[0]
-            for which in ("left", "aborted"):
-                self._set_trouble(which, ops.get_children(f"{self.root}/{which}", deadline,
-                                                          watch=self._trouble_watch))
+            self._trouble_armed = {"left": False, "aborted": False}
+            self._arm_trouble(deadline)
             self._joined = True
         self._watch_predecessor()
 
@@ -412,6 +441,7 @@ class Sync:
             with self._trouble_lock:
                 self._trouble_wakers.add(waiter.event)
             try:
+                self._arm_trouble(deadline)
                 while True:
                     waiter.last = None
                     if ops.exists(entry, deadline, watch=waiter.watch) is not None:
