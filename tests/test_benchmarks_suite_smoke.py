@@ -24,7 +24,8 @@ def test_benchmark_suite_quick_run_writes_results(zk_hosts: str, tmp_path: Path)
     assert results["floors"]["write_floor_writes_per_s"] > 0
     assert set(results["uncontended"]) >= {"zksync", "kazoo", "floor_median_ms"}
     assert set(results["contended"]) == {"zksync", "kazoo"} == set(results["rwmutex"])
-    assert {r["impl"] for r in results["double_barrier"]} == {"zksync-db", "kazoo-db"}
+    assert {r["impl"] for r in results["double_barrier"]} == {"floor-db", "zksync-db", "kazoo-db"}
+    assert {r["impl"] for r in results["signal_and_wait"]} == {"floor-sync", "sync"}
     assert all(r["completed"] for r in results["double_barrier"] + results["signal_and_wait"])
     assert "delta_kib" in results["memory"]
     assert all(t["status"] in ("met", "missed", "n/a") for t in results["targets"])
