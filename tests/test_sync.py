@@ -294,3 +294,23 @@ def test_an_idle_instance_does_not_relist_departures_until_its_next_barrier(zk_c
         idle.barrier("s", 5, timeout=20)  # the next barrier re-arms the watch and sees all three gone
     assert info.value.instances == ["i2", "i3", "i4"]
     assert len([p for p in listed if p.endswith("/left")]) == 1
+
+
+def test_joining_finds_the_ring_predecessor_without_listing_the_instances(zk_client_factory: Factory) -> None:
+    early = instances(zk_client_factory, 3)
+    for s in early:
+        s.join()
+    late = Sync(zk_client_factory(), "run", instance_id="late")
+    sent: list[tuple[str, str]] = []
+    original = late.client._call
+
+    def recording(request: Any, async_object: Any) -> Any:
+        sent.append((type(request).__name__, getattr(request, "path", "")))
+        return original(request, async_object)
+
+    late.client._call = recording
+    late.join(5)
+    time.sleep(0.3)  # the ring is set up asynchronously
+    # its predecessor, by name (request paths carry the client's chroot)
+    assert [k for k, path in sent if path.endswith("/zksync-sync/run/instances/p-0000000002")] == ["GetData"]
+    assert not [path for kind, path in sent if kind == "GetChildren" and path.endswith("/instances")]

@@ -10,7 +10,7 @@ The API of Testground's sync service and autotest's barrier / SyncData, on ZooKe
 
 Layout under ``/zksync-sync/<namespace>``::
 
-    instances/<id>        ephemeral, data = sequence: who is alive (each watches its predecessor)
+    instances/p-<seq>     ephemeral, data = instance id: who is alive (each watches its predecessor)
     joined/<id>           persistent: who ever joined (to name the missing on a timeout)
     left/<id>             persistent: written by the instance that saw <id>'s presence vanish
     states/<state>/e-<seq>        one per signal_entry, data = instance id; seq + 1 is its number
@@ -169,6 +169,7 @@ class Sync:
         self._aborted: frozenset[str] = frozenset()  # children of aborted/, kept by a watch
         self._trouble_wakers: set[threading.Event] = set()
         self._trouble_armed = {"left": False, "aborted": False}
+        self._ring_generation = 0
         client.add_listener(self._on_state)
 
     def _on_state(self, state: str) -> None:
@@ -260,8 +261,8 @@ class Sync:
             if ops.exists(f"{self.root}/signalled", deadline) is None:  # made last: the layout is there
                 for part in ("left", "aborted", "states", "signalled"):
                     ops.ensure_path(f"{self.root}/{part}", deadline)
-            created = ops.create(f"{self.root}/instances/{self.instance_id}-", deadline, ephemeral=True,
-                                 sequence=True)
+            created = ops.create(f"{self.root}/instances/p-", deadline, value=self.instance_id.encode(),
+                                 ephemeral=True, sequence=True)
             assert created is not None
             self._presence = created[0]
             self._trouble_armed = {"left": False, "aborted": False}
@@ -272,55 +273,121 @@ class Sync:
     def _watch_predecessor(self) -> None:
         """Watch the presence node just before ours (the lowest watches the highest: a ring);
         when it vanishes, record that instance as gone and watch the next one.  Runs on
-        kazoo's threads, asynchronously."""
+        kazoo's threads, asynchronously.
+
+        Presence nodes are ``p-<seq>`` and only departures remove them, so the predecessor is
+        almost always ``p-<seq - 1>``: one ``get`` (which also tells its instance id) finds and
+        watches it; the instances are listed only when that node is missing.  The lowest
+        instance closes the ring without listing: the parent's ``cversion`` is the next sequence
+        to be handed out, so it watches ``p-<cversion - 1>`` (the newest) and ``exists`` on
+        ``p-<cversion>`` (fires on the next join).  A departure consumes a sequence too, and
+        every departure is recorded in ``left/``, so the lowest also watches ``left/`` and looks
+        again when it changes."""
         presence = self._presence
         if presence is None:
             return
         base = f"{self.root}/instances"
-        mine = presence.rsplit("/", 1)[1]
+        mine = _seq(presence)
+        with self._trouble_lock:
+            self._ring_generation += 1
+            generation = self._ring_generation
 
-        def rearm(event: WatchedEvent) -> None:
-            if event.type != "NONE":
-                self._watch_predecessor()
+        def current() -> bool:
+            """False once we left, or once a newer call took over (its watches replace ours)."""
+            return self._presence == presence and self._ring_generation == generation
 
-        def listed(result: Any) -> None:
-            try:
-                names = sorted(result.get(), key=_seq)
-            except Exception:
-                return  # disconnected: _on_state re-arms us on reconnect
-            if mine not in names or self._presence != presence:
-                return  # we left (or the run is being cleaned up)
-            before = [n for n in names if _seq(n) < _seq(mine)]
-            if before:
-                target = before[-1]
-            else:
-                # the lowest instance closes the ring: it watches the highest, and re-targets
-                # whenever an instance joins
-                self.client.get_children_async(base, watch=rearm)
-                if names[-1] == mine:
-                    return
-                target = names[-1]
+        def watch(target: str, on_missing: Any) -> None:
+            """get ``target`` with a watch; record it in left/ when it goes."""
+            known: dict[str, str] = {}
+            answered = threading.Event()
 
             def gone(event: WatchedEvent) -> None:
                 if self._presence != presence:
                     return  # we left: no more bookkeeping
-                if event.type == "DELETED":
-                    ident = target.rsplit("-", 1)[0]
-                    self.client.create_async(f"{base.rsplit('/', 1)[0]}/left/{ident}")
-                    self._watch_predecessor()
-                elif event.type != "NONE":
+                if event.type == "DELETED":  # recorded by any watch of ours that sees it (idempotent)
+                    answered.wait(1.0)  # kazoo runs replies and watches on different threads
+                    ident = known.get(target)
+                    if ident:
+                        self.client.create_async(f"{self.root}/left/{ident}")
+                if event.type != "NONE" and current():
                     self._watch_predecessor()
 
-            def checked(result: Any) -> None:
+            def got(result: Any) -> None:
                 try:
-                    if result.get() is None:
-                        gone(WatchedEvent("DELETED", None, f"{base}/{target}"))
+                    data, _ = result.get()
+                except NoNodeError:
+                    answered.set()
+                    on_missing()
+                    return
                 except Exception:
-                    pass
+                    answered.set()
+                    return  # disconnected: _on_state re-arms us on reconnect
+                known[target] = data.decode(errors="replace")
+                answered.set()
 
-            self.client.exists_async(f"{base}/{target}", watch=gone).rawlink(checked)
+            self.client.get_async(f"{base}/{target}", watch=gone).rawlink(got)
 
-        self.client.get_children_async(base).rawlink(listed)
+        def listed(result: Any) -> None:
+            try:
+                names = sorted((n for n in result.get() if n.startswith("p-")), key=_seq)
+            except Exception:
+                return  # disconnected: _on_state re-arms us on reconnect
+            if not current() or f"p-{mine:010d}" not in names:
+                return  # we left (or the run is being cleaned up)
+            before = [n for n in names if _seq(n) < mine]
+            if before:
+                watch(before[-1], relist)
+            else:  # everybody below us is gone: we are the lowest now
+                close_ring()
+                departures()
+
+        def relist() -> None:
+            if current():
+                self.client.get_children_async(base).rawlink(listed)
+
+        def close_ring(event: WatchedEvent | None = None) -> None:
+            """The lowest instance: watch the newest instance, and the next one to join."""
+            if not current() or (event is not None and event.type == "NONE"):
+                return
+
+            def stat(result: Any) -> None:
+                try:
+                    parent = result.get()
+                except Exception:
+                    return
+                if parent is None or not current():
+                    return
+                newest = parent.cversion - 1
+                self.client.exists_async(f"{base}/p-{newest + 1:010d}", watch=close_ring)
+                if newest > mine:
+                    watch(f"p-{newest:010d}", relist_newest)
+
+            self.client.exists_async(base).rawlink(stat)
+
+        def relist_newest() -> None:
+            """The newest sequence was consumed by a departure: find the newest instance by listing."""
+            def newest_listed(result: Any) -> None:
+                try:
+                    names = sorted((n for n in result.get() if n.startswith("p-")), key=_seq)
+                except Exception:
+                    return
+                if current() and names and _seq(names[0]) == mine and names[-1] != f"p-{mine:010d}":
+                    watch(names[-1], relist_newest)
+
+            self.client.get_children_async(base).rawlink(newest_listed)
+
+        def departures(event: WatchedEvent | None = None) -> None:
+            if not current() or (event is not None and event.type == "NONE"):
+                return
+            if event is not None:
+                close_ring()
+            self.client.get_children_async(f"{self.root}/left", watch=departures)
+
+        if mine > 0:
+            watch(f"p-{mine - 1:010d}", relist)
+        else:
+            close_ring()
+            departures()
 
     def leave(self) -> None:
         """Withdraw this instance's presence (closing the client does the same)."""
@@ -595,7 +662,11 @@ class Sync:
         in use is never removed."""
         deadline = self._deadline(timeout)
         present = self._ops.get_children(f"{self.root}/instances", deadline, missing_ok=True)
-        others = [p.rsplit("-", 1)[0] for p in present if f"{self.root}/instances/{p}" != self._presence]
+        others = []
+        for name in present:
+            found = self._ops.get(f"{self.root}/instances/{name}", deadline)
+            if found is not None and f"{self.root}/instances/{name}" != self._presence:
+                others.append(found[0].decode(errors="replace"))
         if others:
             raise InvalidState(f"run {self.namespace!r} still has live instances: {', '.join(sorted(others))}",
                                path=self.root, recipe=self.recipe)
