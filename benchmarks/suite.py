@@ -137,6 +137,10 @@ def close_all(clients: list[KazooClient]) -> None:
         list(pool.map(close, clients))
 
 
+# extra KazooClient options for each client a worker makes (the green worker sets a handler)
+CLIENT_OPTIONS: Callable[[], dict[str, Any]] = dict
+
+
 def connect_all(hosts: str, count: int) -> list[KazooClient]:
     """``count`` started clients; on a failure, closes those made and says how far it got."""
     start = time.monotonic()
@@ -146,7 +150,7 @@ def connect_all(hosts: str, count: int) -> list[KazooClient]:
 
     def one(_: int) -> None:
         try:
-            client = zksync.connect(hosts, timeout=120, session_timeout=SESSION_TIMEOUT)
+            client = zksync.connect(hosts, timeout=120, session_timeout=SESSION_TIMEOUT, **CLIENT_OPTIONS())
         except Exception as exc:
             with lock:
                 failures.append(repr(exc))
@@ -333,6 +337,7 @@ WORKERS: dict[str, Callable[[Result, Any, Any, Callable[[Result], None]], Result
 def worker_main(kind: str, params: Result, ready: Any, results: Any, go: Any, close: Any) -> None:
     params["close"] = close
     os.nice(10)  # the servers, not the many client threads, get the CPUs first
+    threading.stack_size(512 * 1024)  # hundreds of clients, three kazoo threads each
     reported = [False]
 
     def report(result: Result) -> None:
@@ -550,6 +555,89 @@ def spread(n: int, min_processes: int, max_per_process: int) -> list[int]:
     return sizes
 
 
+GREEN_FROM = 5000  # participant rounds this large run on gevent workers, when gevent is installed
+
+
+def green_available() -> bool:
+    try:
+        import gevent  # type: ignore[import-untyped]  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_green_processes(hosts: str, params: list[Result], timeout: float,
+                        setup_timeout: float) -> tuple[list[Result], float, int | None, Result]:
+    """run_processes for ``benchmarks.green`` workers: the same protocol over stdin/stdout
+    (parameters in; "ready" out; "go" in; the result out; "close" in)."""
+    import queue
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    lines: queue.Queue[tuple[int, str]] = queue.Queue()
+    procs = []
+    for k, p in enumerate(params):
+        proc = subprocess.Popen([sys.executable, "-m", "benchmarks.green"], cwd=root, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps(p) + "\n")
+        proc.stdin.flush()
+
+        def pump(k: int = k, out: Any = proc.stdout) -> None:
+            for line in out:
+                lines.put((k, line.strip()))
+        threading.Thread(target=pump, daemon=True).start()
+        procs.append(proc)
+
+    def send(word: str) -> None:
+        for proc in procs:
+            try:
+                assert proc.stdin is not None
+                proc.stdin.write(word + "\n")
+                proc.stdin.flush()
+            except (OSError, ValueError):
+                pass
+
+    problems: Result = {}
+    collected: list[Result] = []
+    ready = 0
+    deadline = time.monotonic() + setup_timeout
+    while ready < len(procs) and time.monotonic() < deadline:
+        try:
+            _, line = lines.get(timeout=1.0)
+        except queue.Empty:
+            continue
+        if line == "ready":
+            ready += 1
+        elif line.startswith("{"):
+            collected.append(json.loads(line))  # a worker that failed while setting up
+            ready += 1
+    if ready < len(procs):
+        problems["not_ready"] = len(procs) - ready
+    before = server_packets(hosts)
+    t0 = time.time()
+    send("go")
+    deadline = time.monotonic() + timeout + 30
+    while len(collected) < len(procs) and time.monotonic() < deadline:
+        try:
+            _, line = lines.get(timeout=1.0)
+        except queue.Empty:
+            continue
+        if line.startswith("{"):
+            collected.append(json.loads(line))
+    after = server_packets(hosts)
+    send("close")
+    if len(collected) < len(procs):
+        problems["not_reported"] = len(procs) - len(collected)
+    for proc in procs:
+        try:
+            proc.wait(120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            problems["killed"] = problems.get("killed", 0) + 1
+    return collected, t0, packet_delta(before, after), problems
+
+
 def participants_round(client: KazooClient, hosts: str, impl: str, n: int, timeout: float,
                        max_per_process: int) -> Result:
     tag = uuid.uuid4().hex[:8]
@@ -563,7 +651,10 @@ def participants_round(client: KazooClient, hosts: str, impl: str, n: int, timeo
                        "namespace": namespace, "timeout": timeout})
         first += count
     started = time.monotonic()
-    results, t0, packets, problems = run_processes("participants", hosts, params, timeout=timeout)
+    green = n >= GREEN_FROM and green_available()
+    runner = run_green_processes if green else (
+        lambda h, p, timeout, setup_timeout: run_processes("participants", h, p, timeout, setup_timeout))
+    results, t0, packets, problems = runner(hosts, params, timeout=timeout, setup_timeout=max(240.0, 0.06 * n))
     setup_and_run_s = time.monotonic() - started
     good = [r for r in results if "error" not in r]
     errors = [r["error"] for r in results if "error" in r]
@@ -592,6 +683,7 @@ def participants_round(client: KazooClient, hosts: str, impl: str, n: int, timeo
         "error_count": len(errors) + sum(r["error_count"] for r in good),
         "problems": problems,
         "round_incl_setup_s": setup_and_run_s,
+        "workers": "gevent" if green else "threads",
     }
     if impl == "sync":
         out["join_requests_per_participant"] = sum(r["join_requests"] for r in good) / n if good else None

@@ -30,3 +30,22 @@ def test_benchmark_suite_quick_run_writes_results(zk_hosts: str, tmp_path: Path)
     assert "delta_kib" in results["memory"]
     assert all(t["status"] in ("met", "missed", "n/a") for t in results["targets"])
     assert "| target | status | measured |" in (tmp_path / "results.md").read_text()
+
+
+def test_a_participants_round_runs_on_gevent_workers(zk_hosts: str) -> None:
+    """The workers that host the 10,000-participant round (one OS thread per process)."""
+    import zksync
+    from benchmarks import suite
+
+    client = zksync.connect(zk_hosts)
+    original = suite.GREEN_FROM
+    suite.GREEN_FROM = 1
+    try:
+        result = suite.participants_round(client, zk_hosts, "sync", 20, 60, 10)
+    finally:
+        suite.GREEN_FROM = original
+        client.stop()
+        client.close()
+    assert result["workers"] == "gevent"
+    assert result["completed"] and result["finished"] == 20, result
+    assert result["requests_per_participant_client"] is not None
