@@ -25,6 +25,27 @@ def instances(factory: Factory, n: int, namespace: str = "run", **kwargs: Any) -
     return [Sync(factory(), namespace, instance_id=f"i{k}", **kwargs) for k in range(n)]
 
 
+def joined(factory: Factory, n: int) -> list[Sync]:
+    """``n`` instances i0..i{n-1} of a run of ``n``, all joined (their clients: ``s.client``)."""
+    syncs = instances(factory, n, instance_count=n)
+    for s in syncs:
+        s.join()
+    return syncs
+
+
+def record_requests(client: KazooClient) -> list[tuple[str, str]]:
+    """(request type, path) of every request ``client`` sends from now on (paths include the chroot)."""
+    sent: list[tuple[str, str]] = []
+    original = client._call
+
+    def recording(request: Any, async_object: Any) -> Any:
+        sent.append((type(request).__name__, getattr(request, "path", "")))
+        return original(request, async_object)
+
+    client._call = recording
+    return sent
+
+
 def _signal_in_process(hosts: str, count: int, queue: Any) -> None:
     client = zksync.connect(hosts)
     sync = Sync(client, "run", instance_id=f"p{os.getpid()}")
@@ -86,14 +107,11 @@ def test_timeout_names_the_instances_that_never_arrived(zk_client_factory: Facto
 
 def test_an_instance_that_dies_makes_waiters_fail_fast_with_its_id(zk_client_factory: Factory,
                                                                     pool: ThreadPoolExecutor) -> None:
-    clients = [zk_client_factory() for _ in range(3)]
-    syncs = [Sync(c, "run", instance_id=f"i{k}", instance_count=3) for k, c in enumerate(clients)]
-    for s in syncs:
-        s.join()
+    syncs = joined(zk_client_factory, 3)
     waiters = [pool.submit(s.signal_and_wait, "done", 3, 60) for s in syncs[:2]]
     time.sleep(0.3)
     started = time.monotonic()
-    clients[2].stop()  # i2 dies before signalling
+    syncs[2].client.stop()  # i2 dies before signalling
     for w in waiters:
         with pytest.raises(ParticipantLost) as info:
             settle(w)
@@ -103,12 +121,9 @@ def test_an_instance_that_dies_makes_waiters_fail_fast_with_its_id(zk_client_fac
 
 def test_a_dead_instance_that_had_signalled_does_not_fail_the_barrier(zk_client_factory: Factory,
                                                                        pool: ThreadPoolExecutor) -> None:
-    clients = [zk_client_factory() for _ in range(3)]
-    syncs = [Sync(c, "run", instance_id=f"i{k}", instance_count=3) for k, c in enumerate(clients)]
-    for s in syncs:
-        s.join()
+    syncs = joined(zk_client_factory, 3)
     syncs[2].signal_entry("done")
-    clients[2].stop()
+    syncs[2].client.stop()
     waiters = [pool.submit(s.signal_and_wait, "done", 3, 20) for s in syncs[:2]]
     for w in waiters:
         settle(w)
@@ -271,29 +286,22 @@ def test_a_barrier_watches_only_the_entry_that_completes_its_count(zk_client_fac
 
 def test_an_idle_instance_does_not_relist_departures_until_its_next_barrier(zk_client_factory: Factory,
                                                                            zk_client: KazooClient) -> None:
-    clients = [zk_client_factory() for _ in range(5)]
-    syncs = [Sync(c, "run", instance_id=f"i{k}", instance_count=5) for k, c in enumerate(clients)]
-    for s in syncs:
-        s.join()
+    syncs = joined(zk_client_factory, 5)
     idle = syncs[1]
-    listed: list[str] = []
-    original = idle.client._call
+    sent = record_requests(idle.client)
 
-    def recording(request: Any, async_object: Any) -> Any:
-        if type(request).__name__ == "GetChildren":
-            listed.append(request.path)
-        return original(request, async_object)
+    def left_listings() -> int:
+        return len([p for kind, p in sent if kind == "GetChildren" and p.endswith("/left")])
 
-    idle.client._call = recording
-    for c in clients[2:]:
-        c.stop()  # three instances go, one after the other
+    for s in syncs[2:]:
+        s.client.stop()  # three instances go, one after the other
     wait_until(lambda: len(zk_client.get_children("/zksync-sync/run/left")) == 3, what="departures recorded")
     time.sleep(0.3)
-    assert not [p for p in listed if p.endswith("/left")]  # notified once at most, and no re-listing
+    assert left_listings() == 0  # notified once at most, and no re-listing
     with pytest.raises(ParticipantLost) as info:
         idle.barrier("s", 5, timeout=20)  # the next barrier re-arms the watch and sees all three gone
     assert info.value.instances == ["i2", "i3", "i4"]
-    assert len([p for p in listed if p.endswith("/left")]) == 1
+    assert left_listings() == 1
 
 
 def test_joining_finds_the_ring_predecessor_without_listing_the_instances(zk_client_factory: Factory) -> None:
@@ -301,14 +309,7 @@ def test_joining_finds_the_ring_predecessor_without_listing_the_instances(zk_cli
     for s in early:
         s.join()
     late = Sync(zk_client_factory(), "run", instance_id="late")
-    sent: list[tuple[str, str]] = []
-    original = late.client._call
-
-    def recording(request: Any, async_object: Any) -> Any:
-        sent.append((type(request).__name__, getattr(request, "path", "")))
-        return original(request, async_object)
-
-    late.client._call = recording
+    sent = record_requests(late.client)
     late.join(5)
     time.sleep(0.3)  # the ring is set up asynchronously
     # its predecessor, by name (request paths carry the client's chroot)
