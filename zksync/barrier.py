@@ -11,7 +11,7 @@ Barrier
 DoubleBarrier
     Participants are ephemeral-sequential children ``{identifier}.{guid}.{seq}`` of ``path``.
     An arrival creates its node, watches ``path/ready`` and reads the parent's child count (a
-    stat, not a listing).  Only an arrival that sees the count reach N lists the children; it
+    stat, not a listing) unless its sequence number shows it cannot be the Nth.  Only an arrival that sees the count reach N lists the children; it
     creates ``path/ready`` describing the round: the sequence range of its N members (the N
     lowest present), the few sequence numbers inside that range that are not members (late
     duplicates of a create whose reply was lost), and the name of the lowest member, the
@@ -26,7 +26,7 @@ DoubleBarrier
     and ``ready``.  The members watching it see the mark (``CHANGED``) and return without another
     request.  If the monitor's node goes any other way (it crashed or gave up: ``DELETED``), they
     list the members and watch the lowest still present.  A member that crashes leaves when its
-    session expires.  An arrival costs four requests, a departure two; each listing is made once
+    session expires.  An arrival costs at most four requests, a departure two; each listing is made once
     per round, not once per arrival.
 """
 
@@ -310,7 +310,10 @@ class DoubleBarrier:
                     if ops.exists(f"{self.path}/{live[0].name}", deadline, watch=waiter.watch) is None:
                         ready_created = False
                         continue
-                else:
+                elif my_seq + 1 >= self.participants:
+                    # (our sequence is the parent's cversion before our create, and the child count
+                    # never exceeds cversion: an arrival numbered below N - 1 cannot complete the
+                    # count, and the one that does is numbered N - 1 or more, so it counts)
                     parent = ops.exists(self.path, deadline)
                     if parent is not None and parent.numChildren >= self.participants:
                         if parent.cversion != my_seq + 1 and not deferred:
