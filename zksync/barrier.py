@@ -400,15 +400,20 @@ class DoubleBarrier:
         my_name = node.rsplit("/", 1)[1]
         others = [p for p in _participants(ops.get_children(self.path, deadline))
                   if p.seq in rnd and p.name != my_name]
+        size = 1  # members checked at once: doubles while whole batches are gone, back to 1 after
         with Waiter(ops.session) as waiter:
             while others:
-                chunk = others[-CHECK_CHUNK:]
+                chunk = others[-size:]
                 stats = ops.exists_many([f"{self.path}/{p.name}" for p in chunk], deadline)
                 while stats and stats[-1] is None:
                     stats.pop()
                     others.pop()
-                if not others or not stats:
+                if not others:
+                    break
+                if not stats:
+                    size = min(2 * size, CHECK_CHUNK)
                     continue
+                size = 1
                 waiter.last = None
                 if ops.exists(f"{self.path}/{others[-1].name}", deadline, watch=waiter.watch) is None:
                     others.pop()
@@ -419,6 +424,9 @@ class DoubleBarrier:
                                   recipe=self.recipe)
                 if not ops.session.is_connected() and not ops.session.wait_connected(deadline):
                     raise Timeout("timed out waiting for the connection", path=self.path, recipe=self.recipe)
+                parent = ops.exists(self.path, deadline)
+                if parent is not None and parent.numChildren <= 2:
+                    break  # only our node and ready are left (only we delete our ready while here)
         self._finish(node, deadline)
 
     def _finish(self, node: str, deadline: Deadline) -> None:
