@@ -32,8 +32,10 @@ def enqueue(pool: ThreadPoolExecutor, client: KazooClient, queue_len_before: int
         log.append(f"{label} acquired {lease.fencing_token}")
         if hold is not None:
             hold.wait(30)
+            # logged before the release: the next holder is told as soon as the release commits,
+            # possibly before unlock() has its own answer
+            log.append(f"{label} releasing")
             mutex.unlock() if mode == "write" else mutex.runlock()
-            log.append(f"{label} released")
         return mutex
 
     future = pool.submit(run)
