@@ -246,3 +246,37 @@ def test_a_lost_create_that_lands_late_leaves_no_orphan_and_blocks_nobody(
     other.unlock()
     wait_until(lambda: zk_client.get_children("/lock") == [], 20, "the duplicate swept away")
     assert client.connected  # removed by its owner, not by a session ending
+
+
+def test_giving_up_after_a_lost_create_reply_still_removes_the_node_it_made(
+        zk_client_factory: Factory, zk_client: KazooClient) -> None:
+    """The create landed but its reply was lost, and the connection did not come back before
+    the deadline: the acquire times out, and the node must not stay behind (a read node left
+    there would block every writer for as long as the session lives)."""
+    client = zk_client_factory()
+    mutex = RWMutex(client, "/lock")
+    mutex.rlock(timeout=1)
+    mutex.runlock()  # /lock exists now
+    made = lose_next_create_reply(client)
+    session = mutex._ops.session
+    original = session.wait_connected
+    calls: list[int] = []
+    acquiring = threading.get_ident()
+
+    def still_disconnected_after_the_create(deadline: Any) -> bool:
+        if threading.get_ident() != acquiring:
+            return original(deadline)  # other threads (the clean-up) see the connection as it is
+        calls.append(1)
+        return original(deadline) if len(calls) == 1 else False  # the one before the create passes
+
+    session.wait_connected = still_disconnected_after_the_create  # type: ignore[method-assign]
+    try:
+        with pytest.raises(Timeout):
+            mutex.rlock(timeout=1)
+    finally:
+        session.wait_connected = original  # type: ignore[method-assign]
+    assert made  # the create did land
+    wait_until(lambda: zk_client.get_children("/lock") == [], timeout=10, what="the landed node removed")
+    writer = RWMutex(zk_client_factory(), "/lock")
+    writer.lock(timeout=5)
+    writer.unlock()

@@ -195,6 +195,8 @@ def protected_create(ops: Ops, parent: str, pattern: str, deadline: Deadline, ac
         except ConnectionLost:
             tainted = True
             if not ops.session.wait_connected(deadline):
+                # the create may have landed: whatever carries our GUID goes once we are back
+                sweep_later(ops, parent, guid)
                 raise Timeout("timed out waiting for the connection after a lost create",
                               path=parent, recipe=ops.recipe) from None
             found = _find_own(ops, parent, guid, deadline)
@@ -224,6 +226,8 @@ def sweep_later(ops: Ops, parent: str, guid: str) -> None:
     def sweep() -> None:
         try:
             deadline = Deadline(ops.session.session_timeout)
+            if not ops.session.wait_connected(deadline):
+                return  # the next sweep, or the session's end, removes them
             for name in ops.get_children(parent, deadline, missing_ok=True):
                 if guid in name:
                     ops.delete(f"{parent}/{name}", deadline)
