@@ -31,6 +31,13 @@ T = TypeVar("T")
 _RETRYABLE = (kz.ConnectionLoss, kz.OperationTimeoutError)
 
 
+def failed_step(results: list[Any]) -> Exception | None:
+    """The step that made a kazoo transaction fail, or None when every step landed (kazoo
+    reports the other steps as RolledBackError or RuntimeInconsistency)."""
+    return next((r for r in results if isinstance(r, Exception)
+                 and not isinstance(r, (kz.RolledBackError, kz.RuntimeInconsistency))), None)
+
+
 class _Expected(Exception):
     """Carries an expected kazoo exception past the translation boundary."""
 
@@ -167,6 +174,12 @@ class Ops:
                ) -> ZnodeStat | None:
         result: ZnodeStat | None = self.call(lambda: self.client.exists_async(path, watch), deadline)
         return result
+
+    def commit(self, transaction: Any, deadline: Deadline) -> list[Any]:
+        """Send a kazoo transaction once (a committed transaction cannot be sent again: on a lost
+        connection the caller decides what to do) and return its per-step results."""
+        results: list[Any] = self.call(transaction.commit_async, deadline, retry=False)
+        return results
 
     def exists_many(self, paths: list[str], deadline: Deadline) -> list[ZnodeStat | None]:
         """``exists`` of every path, pipelined: all requests sent at once, then each answer

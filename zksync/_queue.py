@@ -29,12 +29,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from kazoo.exceptions import NoNodeError, RolledBackError, SessionExpiredError
+from kazoo.exceptions import NoNodeError, SessionExpiredError
 from kazoo.interfaces import IAsyncResult
 from kazoo.protocol.states import EventType, WatchedEvent, ZnodeStat
 from kazoo.security import ACL
 
-from ._ops import Ops, Waiter
+from ._ops import Ops, Waiter, failed_step
 from ._util import Deadline
 from .errors import ConnectionLost, Timeout
 
@@ -277,8 +277,7 @@ def release_node(ops: Ops, node: str, wait: float = RELEASE_WAIT, handoff: bool 
     def settled(result: IAsyncResult) -> None:
         exc = result.exception
         if exc is None and handoff:  # a transaction reports a failed step in its results
-            failed = [r for r in (result.value or []) if isinstance(r, Exception)]
-            exc = next((r for r in failed if not isinstance(r, RolledBackError)), None)
+            exc = failed_step(result.value or [])
             if exc is not None and not isinstance(exc, (NoNodeError, SessionExpiredError)):
                 release_node(ops, node, wait=0)  # e.g. no WRITE permission: a plain delete
                 return

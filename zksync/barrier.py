@@ -11,8 +11,8 @@ Barrier
 DoubleBarrier
     Participants are ephemeral-sequential children ``{identifier}.{guid}.{seq}`` of ``path``.
     An arrival creates its node, watches ``path/ready`` and reads the parent's child count (a
-    stat, not a listing) unless its sequence number shows it cannot be the Nth.  Only an arrival that sees the count reach N lists the children; it
-    creates ``path/ready`` describing the round: the sequence range of its N members (the N
+    stat, not a listing) unless its sequence number shows it cannot be the Nth.  Only an arrival
+    that sees the count reach N lists the children; it creates ``path/ready`` describing the round: the sequence range of its N members (the N
     lowest present), the few sequence numbers inside that range that are not members (late
     duplicates of a create whose reply was lost), and the name of the lowest member, the
     *monitor*.  Everybody else is woken by the creation of ``ready``.  A ``ready`` node left by
@@ -26,8 +26,8 @@ DoubleBarrier
     and ``ready``.  The members watching it see the mark (``CHANGED``) and return without another
     request.  If the monitor's node goes any other way (it crashed or gave up: ``DELETED``), they
     list the members and watch the lowest still present.  A member that crashes leaves when its
-    session expires.  An arrival costs at most four requests, a departure two; each listing is made once
-    per round, not once per arrival.
+    session expires.  An arrival costs at most four requests, a departure two; each listing is
+    made once per round, not once per arrival.
 """
 
 from __future__ import annotations
@@ -40,11 +40,10 @@ import threading
 from dataclasses import dataclass
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import RolledBackError, RuntimeInconsistency
 from kazoo.protocol.states import EventType
 from kazoo.security import ACL
 
-from ._ops import Ops, Waiter
+from ._ops import Ops, Waiter, failed_step
 from ._queue import CLEANUP_WAIT, protected_create, release_node, sweep_later
 from ._util import Deadline, check_acl, check_name, check_path, check_timeout
 from .errors import AlreadyHeld, InvalidArgument, NotHeld, Timeout
@@ -184,7 +183,6 @@ class DoubleBarrier:
         self._busy = False
         self._node: str | None = None
         self._round: _Round | None = None
-        self._listing: list[str] = []
         self._ready_czxid: int | None = None
         self._tainted = False
 
@@ -300,7 +298,7 @@ class DoubleBarrier:
                     rnd = _Round.decode(data) if stat.czxid > my_czxid else None
                     if rnd is not None and my_seq in rnd:
                         return rnd, stat.czxid
-                    present = self._present_members(node, deadline)
+                    present, _ = self._present_members(node, deadline)
                     live = [p for p in present if rnd is not None and p.seq in rnd]
                     if not live:  # stale: left by a round whose members are all gone
                         ops.delete(self._ready, deadline, version=stat.version)
@@ -327,10 +325,10 @@ class DoubleBarrier:
                             ready_created = (event is not None and event.type == EventType.CREATED
                                              and event.path == self._ready)
                             continue
-                        present = self._present_members(node, deadline)
+                        present, listing = self._present_members(node, deadline)
                         if len(present) >= self.participants:
                             chosen = present[: self.participants]
-                            listed = _participants(self._listing, keep_duplicates=True)
+                            listed = _participants(listing, keep_duplicates=True)
                             ops.create(self._ready, deadline, value=_Round.of(chosen, listed).encode(),
                                        acl=self.acl)
                             ready_created = True
@@ -344,9 +342,10 @@ class DoubleBarrier:
                 ready_created = (event is not None and event.type == EventType.CREATED
                                  and event.path == self._ready)
 
-    def _present_members(self, node: str, deadline: Deadline) -> list[_Participant]:
-        """The participants present now, in arrival order; deletes late duplicates of our own
-        node, and raises if our node is gone (our session ended while we waited)."""
+    def _present_members(self, node: str, deadline: Deadline) -> tuple[list[_Participant], list[str]]:
+        """The participants present now, in arrival order, and the child names they came from;
+        deletes late duplicates of our own node, and raises if our node is gone (our session
+        ended while we waited)."""
         ops = self._ops
         my_name = node.rsplit("/", 1)[1]
         my_guid = _guid(my_name)
@@ -354,11 +353,11 @@ class DoubleBarrier:
         for twin in names:
             if _guid(twin) == my_guid and twin != my_name:
                 ops.delete(f"{self.path}/{twin}", deadline)  # a late duplicate of ours
-        self._listing = [n for n in names if _guid(n) != my_guid or n == my_name]
-        if my_name not in self._listing:
+        listing = [n for n in names if _guid(n) != my_guid or n == my_name]
+        if my_name not in listing:
             raise Timeout("our participant node disappeared (session lost) while entering",
                           path=self.path, recipe=self.recipe)
-        return _participants(self._listing)
+        return _participants(listing), listing
 
     def _await_departure(self, node: str, deadline: Deadline) -> None:
         ops = self._ops
@@ -441,10 +440,7 @@ class DoubleBarrier:
             transaction.delete(node)
             if with_ready and stat is not None:
                 transaction.delete(self._ready, stat.version)
-            results = ops.call(transaction.commit_async, deadline, retry=False)
-            failures = [r for r in results if isinstance(r, Exception)
-                        and not isinstance(r, (RolledBackError, RuntimeInconsistency))]
-            if not failures:
+            if failed_step(ops.commit(transaction, deadline)) is None:
                 return
         ops.delete(node, deadline)  # our node is gone already, or we may not write it: go plainly
         self._delete_ready(deadline)

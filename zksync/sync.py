@@ -30,9 +30,9 @@ transaction fails on that name, atomically.
 
 Liveness costs one watch per instance (on its predecessor's presence), so a death notifies one
 instance, which records it in ``left/``.  Each instance keeps one child watch on ``left/`` and
-one on ``aborted/`` for its whole life (armed when it joins, re-armed when they fire or the
-connection comes back) and caches what they list; its barriers read that cache, and are woken
-when it changes, so they fail fast with :class:`ParticipantLost` when an instance that had not
+one on ``aborted/`` (armed when it joins; re-armed at once while one of its barriers waits,
+otherwise by its next barrier) and caches what they list; its barriers read that cache, and are
+woken when it changes, so they fail fast with :class:`ParticipantLost` when an instance that had not
 signalled the state is gone, or with :class:`BarrierAborted`, without a request of their own.
 """
 
@@ -49,10 +49,10 @@ from concurrent.futures import Future
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NodeExistsError, NoNodeError, RolledBackError, RuntimeInconsistency
+from kazoo.exceptions import NodeExistsError, NoNodeError
 from kazoo.protocol.states import EventType, KazooState, WatchedEvent
 
-from ._ops import Ops, Waiter
+from ._ops import Ops, Waiter, failed_step
 from ._util import Deadline, check_name, check_timeout
 from .errors import ConnectionLost, InvalidArgument, InvalidState, Timeout, ZkSyncError, translate
 
@@ -85,6 +85,21 @@ class SyncTimeout(Timeout):
 
 def _seq(name: str) -> int:
     return int(name.rsplit("-", 1)[1])
+
+
+def _presence(seq: int) -> str:
+    """The name of the presence node with sequence ``seq``."""
+    return f"p-{seq:010d}"
+
+
+def _presences(names: list[str]) -> list[str]:
+    """Presence node names in sequence order (anything else under instances/ is ignored)."""
+    return sorted((n for n in names if n.startswith("p-")), key=_seq)
+
+
+def _check_target(target: object) -> None:
+    if isinstance(target, bool) or not isinstance(target, int) or target < 0:
+        raise InvalidArgument(f"target must be an int >= 0, got {target!r}", recipe="Sync")
 
 
 def _encode(payload: Any, what: str) -> bytes:
@@ -329,10 +344,10 @@ class Sync:
 
         def listed(result: Any) -> None:
             try:
-                names = sorted((n for n in result.get() if n.startswith("p-")), key=_seq)
+                names = _presences(result.get())
             except Exception:
                 return  # disconnected: _on_state re-arms us on reconnect
-            if not current() or f"p-{mine:010d}" not in names:
+            if not current() or _presence(mine) not in names:
                 return  # we left (or the run is being cleaned up)
             before = [n for n in names if _seq(n) < mine]
             if before:
@@ -358,9 +373,9 @@ class Sync:
                 if parent is None or not current():
                     return
                 newest = parent.cversion - 1
-                self.client.exists_async(f"{base}/p-{newest + 1:010d}", watch=close_ring)
+                self.client.exists_async(f"{base}/{_presence(newest + 1)}", watch=close_ring)
                 if newest > mine:
-                    watch(f"p-{newest:010d}", relist_newest)
+                    watch(_presence(newest), relist_newest)
 
             self.client.exists_async(base).rawlink(stat)
 
@@ -368,10 +383,10 @@ class Sync:
             """The newest sequence was consumed by a departure: find the newest instance by listing."""
             def newest_listed(result: Any) -> None:
                 try:
-                    names = sorted((n for n in result.get() if n.startswith("p-")), key=_seq)
+                    names = _presences(result.get())
                 except Exception:
                     return
-                if current() and names and _seq(names[0]) == mine and names[-1] != f"p-{mine:010d}":
+                if current() and names and _seq(names[0]) == mine and names[-1] != _presence(mine):
                     watch(names[-1], relist_newest)
 
             self.client.get_children_async(base).rawlink(newest_listed)
@@ -384,7 +399,7 @@ class Sync:
             self.client.get_children_async(f"{self.root}/left", watch=departures)
 
         if mine > 0:
-            watch(f"p-{mine - 1:010d}", relist)
+            watch(_presence(mine - 1), relist)
         else:
             close_ring()
             departures()
@@ -417,7 +432,7 @@ class Sync:
             transaction.create(f"{entries}/e-", self.instance_id.encode(), sequence=True)
             transaction.create(record)
             try:
-                results = ops.call(transaction.commit_async, deadline, retry=False)
+                results = ops.commit(transaction, deadline)
             except ConnectionLost:  # the reply was lost: did the transaction land?
                 if not ops.session.wait_connected(deadline):
                     raise Timeout("timed out waiting for the connection after a lost signal", path=entries,
@@ -426,8 +441,7 @@ class Sync:
                 if landed is None:
                     continue  # it did not (and a late copy can no longer land: the record would exist)
                 return self._number_of(entries, landed.czxid, deadline)
-            failure = next((r for r in results if isinstance(r, Exception)
-                            and not isinstance(r, (RolledBackError, RuntimeInconsistency))), None)
+            failure = failed_step(results)
             if failure is None:
                 return _seq(results[0]) + 1
             if isinstance(failure, NoNodeError):  # the first signal of this state: make its directories
@@ -435,7 +449,7 @@ class Sync:
                 layout.create(entries)
                 layout.create(record.rsplit("/", 1)[0])
                 try:
-                    made = ops.call(layout.commit_async, deadline, retry=False)
+                    made = ops.commit(layout, deadline)
                 except ConnectionLost:  # making directories is idempotent: just go round again
                     if not ops.session.wait_connected(deadline):
                         raise Timeout("timed out waiting for the connection", path=entries,
@@ -481,8 +495,7 @@ class Sync:
         state is aborted, and :class:`SyncTimeout` (a :class:`Timeout`) naming the instances
         that never signalled."""
         state = check_name(state, "state", self.recipe)
-        if isinstance(target, bool) or not isinstance(target, int) or target < 0:
-            raise InvalidArgument(f"target must be an int >= 0, got {target!r}", recipe=self.recipe)
+        _check_target(target)
         deadline = Deadline(check_timeout(timeout))
         if target == 0:
             return
@@ -492,9 +505,7 @@ class Sync:
     def _wait_for(self, state: str, target: int, deadline: Deadline) -> None:
         try:
             self._await_target(state, target, deadline)
-        except SyncTimeout:
-            raise
-        except Timeout as exc:  # a request ran out of time: still say who is missing
+        except Timeout as exc:  # the wait, or a request, ran out of time: say who is missing
             missing = self._missing(state)
             raise SyncTimeout(f"timed out waiting for {target} instances in state {state!r}; "
                               f"not signalled: {', '.join(missing) or 'unknown instances'}", missing,
@@ -523,11 +534,8 @@ class Sync:
                     if gone and gone != checked_gone:
                         self._fail_if_lost(state, target, gone, deadline)
                         checked_gone = gone
-                    if not waiter.wait(deadline):
-                        missing = self._missing(state)
-                        raise SyncTimeout(f"timed out waiting for {target} instances in state {state!r}; "
-                                          f"not signalled: {', '.join(missing) or 'unknown instances'}", missing,
-                                          path=f"{self.root}/states/{state}", recipe=self.recipe)
+                    if not waiter.wait(deadline):  # _wait_for names the missing instances
+                        raise Timeout("timed out waiting", path=entry, recipe=self.recipe)
                     event = waiter.last
                     if event is not None and event.type == EventType.CREATED and event.path == entry:
                         return  # the target-th signal landed: nothing to ask
@@ -554,8 +562,7 @@ class Sync:
 
     def signal_and_wait(self, state: str, target: int, timeout: float | None = None) -> int:
         """:meth:`signal_entry` then :meth:`barrier`; returns the sequence number."""
-        if isinstance(target, bool) or not isinstance(target, int) or target < 0:
-            raise InvalidArgument(f"target must be an int >= 0, got {target!r}", recipe=self.recipe)
+        _check_target(target)
         deadline = Deadline(check_timeout(timeout))
         seq = self.signal_entry(state, deadline.remaining())
         if seq < target:  # entries are dense: ours being number >= target means the count is there
