@@ -1,7 +1,7 @@
 PYTHON ?= python3
 export PATH := $(HOME)/.cache/zksync/bin:$(PATH)
 
-.PHONY: setup demo demo-recipes test typecheck unit nemesis
+.PHONY: setup demo demo-recipes test lint typecheck unit nemesis
 
 setup:
 	bash .ci/setup
@@ -12,8 +12,12 @@ demo: setup
 demo-recipes: setup
 	$(PYTHON) -m zksync.demo
 
-test: setup typecheck
+test: setup lint typecheck
 	$(PYTHON) -m pytest -q
+
+lint:
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
 
 typecheck:
 	$(PYTHON) -m mypy zksync

@@ -123,7 +123,8 @@ def uncontended(client: KazooClient, root: str, cycles: int, ensemble: Ensemble 
         "requests_per_cycle_client": lock_requests / len(lock_samples),
         "request_kinds": sorted(set(calls)),
         "server_packets_per_cycle_incl_floor_and_pings": (
-            None if before is None or after is None else (after - before) / len(lock_samples)),
+            None if before is None or after is None else (after - before) / len(lock_samples)
+        ),
         "lock_cycle_median_ms": lock_med * 1000,
         "floor_cycle_median_ms": floor_med * 1000,
         "lock_over_floor": lock_med / floor_med,
@@ -142,7 +143,7 @@ def fan_out(hosts: str, root: str, waiters: int, mode: str) -> dict[str, Any]:
 
     def wait_one(client: KazooClient) -> None:
         m = zksync.RWMutex(client, f"{root}/{mode}-fan")
-        with (m.write(60) if mode == "write" else m.read(60)):
+        with m.write(60) if mode == "write" else m.read(60):
             acquired.release()
             release.wait(60)
 
@@ -163,11 +164,16 @@ def fan_out(hosts: str, root: str, waiters: int, mode: str) -> dict[str, Any]:
     for thread in threads:
         thread.join(60)
     total = sum(c[0] for c in counters)
-    for client in clients + [holder_client]:
+    for client in [*clients, holder_client]:
         client.stop()
         client.close()
-    return {"waiters": waiters, "mode": mode, "notifications_first_release": first_release,
-            "notifications_total": total, "waiters_that_could_proceed": expected}
+    return {
+        "waiters": waiters,
+        "mode": mode,
+        "notifications_first_release": first_release,
+        "notifications_total": total,
+        "waiters_that_could_proceed": expected,
+    }
 
 
 def main() -> None:
@@ -197,8 +203,10 @@ def main() -> None:
     print(f"| lock / floor | {u['lock_over_floor']:.2f}x |")
     for key in ("fan_out_writers", "fan_out_readers"):
         f = results[key]
-        print(f"| notifications on one release, {f['waiters']} waiting {f['mode']}s "
-              f"({f['waiters_that_could_proceed']} can proceed) | {f['notifications_first_release']} |")
+        print(
+            f"| notifications on one release, {f['waiters']} waiting {f['mode']}s "
+            f"({f['waiters_that_could_proceed']} can proceed) | {f['notifications_first_release']} |"
+        )
     if args.json:
         with open(args.json, "w") as out:
             json.dump(results, out, indent=2)

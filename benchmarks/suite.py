@@ -58,6 +58,7 @@ Result = dict[str, Any]
 
 # ---- ensemble and counting -------------------------------------------------------------
 
+
 @contextmanager
 def ensemble_hosts() -> Iterator[tuple[str, str]]:
     peers = os.environ.get("ZOOKEEPER_PEERS", "").strip()
@@ -106,7 +107,7 @@ def delete_tree(client: KazooClient, path: str) -> None:
         levels.append(below)
     for level in reversed(levels):
         for start in range(0, len(level), 2000):
-            chunk = level[start:start + 2000]
+            chunk = level[start : start + 2000]
             deletions = [(p, client.delete_async(p)) for p in chunk]
             for node, result in deletions:
                 try:
@@ -162,12 +163,15 @@ def connect_all(hosts: str, count: int) -> list[KazooClient]:
         list(pool.map(one, range(count)))
     if failures:
         close_all(made)
-        raise RuntimeError(f"{len(made)}/{count} clients of this process connected in "
-                           f"{time.monotonic() - start:.0f} s; {len(failures)} failed, first: {failures[0]}")
+        raise RuntimeError(
+            f"{len(made)}/{count} clients of this process connected in "
+            f"{time.monotonic() - start:.0f} s; {len(failures)} failed, first: {failures[0]}"
+        )
     return made
 
 
 # ---- worker processes ------------------------------------------------------------------
+
 
 def lock_worker(params: Result, ready: Any, go: Any, report: Callable[[Result], None]) -> Result | None:
     hosts, impl, mode, path = params["hosts"], params["impl"], params["mode"], params["path"]
@@ -198,8 +202,7 @@ def lock_worker(params: Result, ready: Any, go: Any, report: Callable[[Result], 
         acquire()
         release()
         acquisitions += 1
-    result = {"mode": mode, "acquisitions": acquisitions, "elapsed_s": time.monotonic() - start,
-              "requests": len(calls)}
+    result = {"mode": mode, "acquisitions": acquisitions, "elapsed_s": time.monotonic() - start, "requests": len(calls)}
     client.stop()
     client.close()
     return result
@@ -215,13 +218,17 @@ def participants_worker(params: Result, ready: Any, go: Any, report: Callable[[R
     for k, client in enumerate(clients):
         ident = f"p{first + k}"
         if impl == "floor-db":  # the writes a double barrier cannot avoid: one create, one delete
+
             def run_floor_db(timeout: float, c: KazooClient = client) -> None:
                 node = c.create(f"{params['path']}/p-", ephemeral=True, sequence=True, makepath=True)
                 c.delete(node)
+
             actions.append(run_floor_db)
         elif impl == "floor-sync":  # the write a signal cannot avoid: one create
+
             def run_floor_sync(timeout: float, c: KazooClient = client) -> None:
                 c.create(f"{params['path']}/e-", sequence=True, makepath=True)
+
             actions.append(run_floor_sync)
         elif impl == "zksync-db":
             barrier = zksync.DoubleBarrier(client, params["path"], n, identifier=ident)
@@ -230,6 +237,7 @@ def participants_worker(params: Result, ready: Any, go: Any, report: Callable[[R
                 deadline = time.monotonic() + timeout
                 b.enter(timeout)
                 b.exit(max(0.1, deadline - time.monotonic()))
+
             actions.append(run_db)
         elif impl == "kazoo-db":
             kbarrier = client.DoubleBarrier(params["path"], n, identifier=ident)
@@ -237,6 +245,7 @@ def participants_worker(params: Result, ready: Any, go: Any, report: Callable[[R
             def run_kdb(timeout: float, b: Any = kbarrier) -> None:
                 b.enter()
                 b.leave()
+
             actions.append(run_kdb)
         else:
             sync = zksync.Sync(client, params["namespace"], instance_id=ident, instance_count=n)
@@ -244,6 +253,7 @@ def participants_worker(params: Result, ready: Any, go: Any, report: Callable[[R
 
             def run_sync(timeout: float, s: zksync.Sync = sync) -> None:
                 s.signal_and_wait("ready", n, timeout)
+
             actions.append(run_sync)
     if syncs:
         with ThreadPoolExecutor(max_workers=16) as pool:
@@ -321,8 +331,14 @@ def memory_worker(params: Result, ready: Any, go: Any, report: Callable[[Result]
     time.sleep(0.5)
     after = rss_kib()
     ready.put(0)
-    result = {"participants": n, "rss_before_kib": before, "rss_after_kib": after,
-              "delta_kib": after - before, "per_participant_kib": (after - before) / n, "errors": errors[:5]}
+    result = {
+        "participants": n,
+        "rss_before_kib": before,
+        "rss_after_kib": after,
+        "delta_kib": after - before,
+        "per_participant_kib": (after - before) / n,
+        "errors": errors[:5],
+    }
     close_all(clients)
     return result
 
@@ -356,8 +372,9 @@ def worker_main(kind: str, params: Result, ready: Any, results: Any, go: Any, cl
             report({"error": repr(exc), "trace": traceback.format_exc()[-2000:]})
 
 
-def run_processes(kind: str, hosts: str, params: list[Result], timeout: float,
-                  setup_timeout: float = 240.0) -> tuple[list[Result], float, int | None, Result]:
+def run_processes(
+    kind: str, hosts: str, params: list[Result], timeout: float, setup_timeout: float = 240.0
+) -> tuple[list[Result], float, int | None, Result]:
     """Start one process per ``params``; once all are set up, release them together.
     Returns their results, the release time (time.time()), the server packets in between,
     and what went wrong (processes that never reported)."""
@@ -366,9 +383,9 @@ def run_processes(kind: str, hosts: str, params: list[Result], timeout: float,
     results = ctx.Queue()
     go = ctx.Event()
     close = ctx.Event()  # set once every process has reported: nobody's teardown lands in a round
-    procs: list[SpawnProcess] = [ctx.Process(target=worker_main, args=(kind, p, ready, results, go, close),
-                                             daemon=True)
-                                 for p in params]
+    procs: list[SpawnProcess] = [
+        ctx.Process(target=worker_main, args=(kind, p, ready, results, go, close), daemon=True) for p in params
+    ]
     for proc in procs:
         proc.start()
     problems: Result = {}
@@ -409,6 +426,7 @@ def run_processes(kind: str, hosts: str, params: list[Result], timeout: float,
 
 
 # ---- scenarios -------------------------------------------------------------------------
+
 
 def floors(client: KazooClient, root: str, samples: int, pipelined: int) -> Result:
     base = f"{root}/floors"
@@ -476,9 +494,12 @@ def uncontended(client: KazooClient, hosts: str, root: str, cycles: int) -> Resu
             packets[name] = None if delta is None or current is None else current + delta
             requests[name] += len(calls) - before_calls
     floor_med = statistics.median(samples["floor"])
-    out: Result = {"cycles": len(samples["zksync"]), "block": block,
-                   "floor_median_ms": floor_med * 1000,
-                   "floor_requests_per_cycle": requests["floor"] / len(samples["floor"])}
+    out: Result = {
+        "cycles": len(samples["zksync"]),
+        "block": block,
+        "floor_median_ms": floor_med * 1000,
+        "floor_requests_per_cycle": requests["floor"] / len(samples["floor"]),
+    }
     for name in ("zksync", "kazoo"):
         med = statistics.median(samples[name])
         count = len(samples[name])
@@ -496,8 +517,10 @@ def uncontended(client: KazooClient, hosts: str, root: str, cycles: int) -> Resu
 
 def lock_round(hosts: str, root: str, impl: str, kind: str, modes: list[str], duration: float) -> Result:
     path = f"{root}/{kind}-{impl}-{uuid.uuid4().hex[:6]}"
-    params = [{"hosts": hosts, "impl": impl, "mode": mode, "path": path, "duration": duration, "index": i,
-               "kind": kind} for i, mode in enumerate(modes)]
+    params = [
+        {"hosts": hosts, "impl": impl, "mode": mode, "path": path, "duration": duration, "index": i, "kind": kind}
+        for i, mode in enumerate(modes)
+    ]
     results, _, packets, problems = run_processes("lock", hosts, params, timeout=duration + 60)
     errors = [r["error"] for r in results if "error" in r]
     good = [r for r in results if "error" not in r]
@@ -518,8 +541,7 @@ def lock_round(hosts: str, root: str, impl: str, kind: str, modes: list[str], du
     }
 
 
-def alternating_lock_rounds(hosts: str, root: str, kind: str, modes: list[str], duration: float,
-                            blocks: int) -> Result:
+def alternating_lock_rounds(hosts: str, root: str, kind: str, modes: list[str], duration: float, blocks: int) -> Result:
     """zksync and kazoo in alternating blocks (each ``duration / blocks`` long), summed: a noisy
     spell on a shared machine then falls on both rather than on one."""
     rounds: dict[str, list[Result]] = {"zksync": [], "kazoo": []}
@@ -532,16 +554,23 @@ def alternating_lock_rounds(hosts: str, root: str, kind: str, modes: list[str], 
         acquisitions = sum(r["acquisitions"] for r in parts)
         requests = sum((r["requests_per_acquisition_client"] or 0) * r["acquisitions"] for r in parts)
         packets = [r["server_packets_per_acquisition"] for r in parts]
-        by_mode = {m: sum(r["acquisitions_per_s_by_mode"].get(m, 0) * r["duration_s"] for r in parts) / elapsed
-                   for m in set(modes)}
+        by_mode = {
+            m: sum(r["acquisitions_per_s_by_mode"].get(m, 0) * r["duration_s"] for r in parts) / elapsed
+            for m in set(modes)
+        }
         merged[impl] = {
-            "impl": impl, "clients": len(modes), "blocks": blocks, "duration_s": elapsed,
-            "acquisitions": acquisitions, "acquisitions_per_s": acquisitions / elapsed if elapsed else 0.0,
+            "impl": impl,
+            "clients": len(modes),
+            "blocks": blocks,
+            "duration_s": elapsed,
+            "acquisitions": acquisitions,
+            "acquisitions_per_s": acquisitions / elapsed if elapsed else 0.0,
             "acquisitions_per_s_by_mode": by_mode,
             "acquisitions_per_s_blocks": [r["acquisitions_per_s"] for r in parts],
             "requests_per_acquisition_client": requests / acquisitions if acquisitions else None,
-            "server_packets_per_acquisition": None if None in packets or not acquisitions else
-            sum(p * r["acquisitions"] for p, r in zip(packets, parts)) / acquisitions,
+            "server_packets_per_acquisition": None
+            if None in packets or not acquisitions
+            else sum(p * r["acquisitions"] for p, r in zip(packets, parts)) / acquisitions,
             "errors": [e for r in parts for e in r["errors"]],
         }
     return merged
@@ -566,8 +595,9 @@ def green_available() -> bool:
     return True
 
 
-def run_green_processes(hosts: str, params: list[Result], timeout: float,
-                        setup_timeout: float) -> tuple[list[Result], float, int | None, Result]:
+def run_green_processes(
+    hosts: str, params: list[Result], timeout: float, setup_timeout: float
+) -> tuple[list[Result], float, int | None, Result]:
     """run_processes for ``benchmarks.green`` workers: the same protocol over stdin/stdout
     (parameters in; "ready" out; "go" in; the result out; "close" in)."""
     import queue
@@ -577,8 +607,13 @@ def run_green_processes(hosts: str, params: list[Result], timeout: float,
     lines: queue.Queue[tuple[int, str]] = queue.Queue()
     procs = []
     for k, p in enumerate(params):
-        proc = subprocess.Popen([sys.executable, "-m", "benchmarks.green"], cwd=root, stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.green"],
+            cwd=root,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(json.dumps(p) + "\n")
         proc.stdin.flush()
@@ -586,6 +621,7 @@ def run_green_processes(hosts: str, params: list[Result], timeout: float,
         def pump(k: int = k, out: Any = proc.stdout) -> None:
             for line in out:
                 lines.put((k, line.strip()))
+
         threading.Thread(target=pump, daemon=True).start()
         procs.append(proc)
 
@@ -638,8 +674,9 @@ def run_green_processes(hosts: str, params: list[Result], timeout: float,
     return collected, t0, packet_delta(before, after), problems
 
 
-def participants_round(client: KazooClient, hosts: str, impl: str, n: int, timeout: float,
-                       max_per_process: int) -> Result:
+def participants_round(
+    client: KazooClient, hosts: str, impl: str, n: int, timeout: float, max_per_process: int
+) -> Result:
     tag = uuid.uuid4().hex[:8]
     path = f"{ROOT}/db-{impl}-{n}-{tag}"
     namespace = f"bench-{n}-{tag}"
@@ -647,13 +684,26 @@ def participants_round(client: KazooClient, hosts: str, impl: str, n: int, timeo
     params = []
     first = 0
     for count in sizes:
-        params.append({"hosts": hosts, "impl": impl, "n": n, "first": first, "count": count, "path": path,
-                       "namespace": namespace, "timeout": timeout})
+        params.append(
+            {
+                "hosts": hosts,
+                "impl": impl,
+                "n": n,
+                "first": first,
+                "count": count,
+                "path": path,
+                "namespace": namespace,
+                "timeout": timeout,
+            }
+        )
         first += count
     started = time.monotonic()
     green = n >= GREEN_FROM and green_available()
-    runner = run_green_processes if green else (
-        lambda h, p, timeout, setup_timeout: run_processes("participants", h, p, timeout, setup_timeout))
+    runner = (
+        run_green_processes
+        if green
+        else (lambda h, p, timeout, setup_timeout: run_processes("participants", h, p, timeout, setup_timeout))
+    )
     results, t0, packets, problems = runner(hosts, params, timeout=timeout, setup_timeout=max(240.0, 0.06 * n))
     setup_and_run_s = time.monotonic() - started
     good = [r for r in results if "error" not in r]
@@ -700,8 +750,9 @@ def participants_round(client: KazooClient, hosts: str, impl: str, n: int, timeo
 
 def memory(hosts: str, n: int) -> Result:
     namespace = f"bench-mem-{uuid.uuid4().hex[:8]}"
-    results, _, _, problems = run_processes("memory", hosts, [{"hosts": hosts, "n": n, "namespace": namespace}],
-                                            timeout=300)
+    results, _, _, problems = run_processes(
+        "memory", hosts, [{"hosts": hosts, "n": n, "namespace": namespace}], timeout=300
+    )
     out: Result = dict(results[0]) if results else {"error": "no result"}
     out["problems"] = problems
     client = zksync.connect(hosts)
@@ -715,6 +766,7 @@ def memory(hosts: str, n: int) -> Result:
 
 # ---- targets and report ----------------------------------------------------------------
 
+
 def target(name: str, met: bool | None, measured: str) -> Result:
     return {"target": name, "status": "n/a" if met is None else ("met" if met else "missed"), "measured": measured}
 
@@ -727,39 +779,66 @@ def evaluate(results: Result) -> list[Result]:
     floor_rate = results["floors"]["write_floor_writes_per_s"]
     u = results["uncontended"]["zksync"]
     out = [
-        target("uncontended write-lock cycle <= 3 requests", u["requests_per_cycle_client"] <= 3,
-               f"{u['requests_per_cycle_client']:.2f} requests/cycle"),
-        target("uncontended write-lock cycle within 1.2x of create+getChildren+delete",
-               u["over_floor"] <= 1.2, f"{u['over_floor']:.2f}x"),
+        target(
+            "uncontended write-lock cycle <= 3 requests",
+            u["requests_per_cycle_client"] <= 3,
+            f"{u['requests_per_cycle_client']:.2f} requests/cycle",
+        ),
+        target(
+            "uncontended write-lock cycle within 1.2x of create+getChildren+delete",
+            u["over_floor"] <= 1.2,
+            f"{u['over_floor']:.2f}x",
+        ),
     ]
     cz, ck = results["contended"]["zksync"], results["contended"]["kazoo"]
     rpa = cz["requests_per_acquisition_client"]
-    out.append(target("contended lock (8 clients) <= 4 requests per acquisition",
-                      None if rpa is None else rpa <= 4, "n/a" if rpa is None else f"{rpa:.2f} requests/acquisition"))
+    out.append(
+        target(
+            "contended lock (8 clients) <= 4 requests per acquisition",
+            None if rpa is None else rpa <= 4,
+            "n/a" if rpa is None else f"{rpa:.2f} requests/acquisition",
+        )
+    )
     # the median of the per-block ratios: a block in which one side stalls does not decide it
     zb = cz.get("acquisitions_per_s_blocks") or [cz["acquisitions_per_s"]]
     kb = ck.get("acquisitions_per_s_blocks") or [ck["acquisitions_per_s"]]
     ratios = [z / k for z, k in zip(zb, kb) if k]
     ratio = statistics.median(ratios) if ratios else None
     blocks = ", ".join(f"{z:.0f}/{k:.0f}" for z, k in zip(zb, kb))
-    out.append(target("contended lock >= 1.5x kazoo Lock throughput", None if ratio is None else ratio >= 1.5,
-                      "n/a" if ratio is None else f"{ratio:.2f}x, median of blocks (zksync/kazoo acquisitions/s "
-                      f"per block: {blocks}; overall {cz['acquisitions_per_s']:.0f} vs "
-                      f"{ck['acquisitions_per_s']:.0f})"))
+    out.append(
+        target(
+            "contended lock >= 1.5x kazoo Lock throughput",
+            None if ratio is None else ratio >= 1.5,
+            "n/a"
+            if ratio is None
+            else f"{ratio:.2f}x, median of blocks (zksync/kazoo acquisitions/s "
+            f"per block: {blocks}; overall {cz['acquisitions_per_s']:.0f} vs "
+            f"{ck['acquisitions_per_s']:.0f})",
+        )
+    )
     db = by_n(results["double_barrier"], "zksync-db", 1000)
     if db is None:
-        out.append(target("DoubleBarrier N=1000 completes within 3x of the write floor (2N writes)", None,
-                          "not run at N=1000"))
+        out.append(
+            target("DoubleBarrier N=1000 completes within 3x of the write floor (2N writes)", None, "not run at N=1000")
+        )
     else:
         floor_s = 2 * 1000 / floor_rate
         if db["completed"]:
             r = db["wall_s"] / floor_s
-            out.append(target("DoubleBarrier N=1000 completes within 3x of the write floor (2N writes)", r <= 3,
-                              f"{r:.2f}x ({db['wall_s']:.2f} s vs floor {floor_s:.2f} s)"
-                              f"{harness_note(db, by_n(results['double_barrier'], 'floor-db', 1000))}"))
+            out.append(
+                target(
+                    "DoubleBarrier N=1000 completes within 3x of the write floor (2N writes)",
+                    r <= 3,
+                    f"{r:.2f}x ({db['wall_s']:.2f} s vs floor {floor_s:.2f} s)"
+                    f"{harness_note(db, by_n(results['double_barrier'], 'floor-db', 1000))}",
+                )
+            )
         else:
-            out.append(target("DoubleBarrier N=1000 completes within 3x of the write floor (2N writes)", False,
-                              "did not complete"))
+            out.append(
+                target(
+                    "DoubleBarrier N=1000 completes within 3x of the write floor (2N writes)", False, "did not complete"
+                )
+            )
     s1 = by_n(results["signal_and_wait"], "sync", 1000)
     if s1 is None:
         out.append(target("signal_and_wait N=1000 under 2x the write floor", None, "not run at N=1000"))
@@ -767,17 +846,31 @@ def evaluate(results: Result) -> list[Result]:
         floor_s = 1000 * s1["writes_per_participant_client"] / floor_rate
         if s1["completed"]:
             r = s1["wall_s"] / floor_s
-            out.append(target("signal_and_wait N=1000 under 2x the write floor", r < 2,
-                              f"{r:.2f}x ({s1['wall_s']:.2f} s vs floor {floor_s:.2f} s = 1000 x "
-                              f"{s1['writes_per_participant_client']:.2f} writes / {floor_rate:.0f} writes/s)"
-                              f"{harness_note(s1, by_n(results['signal_and_wait'], 'floor-sync', 1000))}"))
+            out.append(
+                target(
+                    "signal_and_wait N=1000 under 2x the write floor",
+                    r < 2,
+                    f"{r:.2f}x ({s1['wall_s']:.2f} s vs floor {floor_s:.2f} s = 1000 x "
+                    f"{s1['writes_per_participant_client']:.2f} writes / {floor_rate:.0f} writes/s)"
+                    f"{harness_note(s1, by_n(results['signal_and_wait'], 'floor-sync', 1000))}",
+                )
+            )
         else:
             out.append(target("signal_and_wait N=1000 under 2x the write floor", False, "did not complete"))
     s2 = by_n(results["signal_and_wait"], "sync", 10000)
-    out.append(target("signal_and_wait N=10000 completes", None if s2 is None else bool(s2["completed"]),
-                      "not run at N=10000" if s2 is None else (
-                          f"completed in {s2['wall_s']:.1f} s" if s2["completed"] else
-                          f"did not complete: {s2['finished']}/10000 finished; {s2['errors'][:2]} {s2['problems']}")))
+    out.append(
+        target(
+            "signal_and_wait N=10000 completes",
+            None if s2 is None else bool(s2["completed"]),
+            "not run at N=10000"
+            if s2 is None
+            else (
+                f"completed in {s2['wall_s']:.1f} s"
+                if s2["completed"]
+                else f"did not complete: {s2['finished']}/10000 finished; {s2['errors'][:2]} {s2['problems']}"
+            ),
+        )
+    )
     return out
 
 
@@ -799,94 +892,148 @@ def fmt(value: Any, digits: int = 2) -> str:
 
 def markdown(results: Result) -> str:
     f = results["floors"]
-    lines = [f"# zksync vs kazoo — {results['meta']['started']}", "",
-             f"Ensemble: {results['meta']['ensemble']}; {'quick' if results['meta']['quick'] else 'full'} run, "
-             f"{results['meta']['wall_s']:.0f} s.", "", "## Targets", "", "| target | status | measured |",
-             "|---|---|---|"]
+    lines = [
+        f"# zksync vs kazoo — {results['meta']['started']}",
+        "",
+        f"Ensemble: {results['meta']['ensemble']}; {'quick' if results['meta']['quick'] else 'full'} run, "
+        f"{results['meta']['wall_s']:.0f} s.",
+        "",
+        "## Targets",
+        "",
+        "| target | status | measured |",
+        "|---|---|---|",
+    ]
     lines += [f"| {t['target']} | {t['status']} | {t['measured']} |" for t in results["targets"]]
-    lines += ["", "## Floors", "", "| measure | value |", "|---|---|",
-              f"| synchronous create, median | {f['create_median_ms']:.2f} ms |",
-              f"| get, median | {f['get_median_ms']:.2f} ms |",
-              f"| pipelined creates ({f['pipelined_creates']} outstanding), write floor | "
-              f"{f['write_floor_writes_per_s']:.0f} writes/s |"]
+    lines += [
+        "",
+        "## Floors",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| synchronous create, median | {f['create_median_ms']:.2f} ms |",
+        f"| get, median | {f['get_median_ms']:.2f} ms |",
+        f"| pipelined creates ({f['pipelined_creates']} outstanding), write floor | "
+        f"{f['write_floor_writes_per_s']:.0f} writes/s |",
+    ]
     u = results["uncontended"]
-    lines += ["", f"## Uncontended write-lock cycle ({u['cycles']} cycles each, blocks of {u['block']})", "",
-              "| | median ms | p90 ms | requests/cycle (client) | server packets/cycle | / floor |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"## Uncontended write-lock cycle ({u['cycles']} cycles each, blocks of {u['block']})",
+        "",
+        "| | median ms | p90 ms | requests/cycle (client) | server packets/cycle | / floor |",
+        "|---|---|---|---|---|---|",
+    ]
     for name in ("zksync", "kazoo"):
         v = u[name]
-        lines.append(f"| {name} | {v['median_ms']:.2f} | {v['p90_ms']:.2f} | {v['requests_per_cycle_client']:.2f} | "
-                     f"{fmt(v['server_packets_per_cycle'])} | {v['over_floor']:.2f}x |")
-    lines.append(f"| floor: create + getChildren + delete | {u['floor_median_ms']:.2f} | | "
-                 f"{u['floor_requests_per_cycle']:.2f} | | 1.00x |")
-    for key, title in (("contended", "Contended write lock, 8 processes"),
-                       ("rwmutex", "Readers-writer lock, 3 reader + 1 writer processes")):
-        lines += ["", f"## {title}", "",
-                  "| | acquisitions/s | by mode | requests/acquisition (client) | server packets/acquisition | errors |",
-                  "|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {name} | {v['median_ms']:.2f} | {v['p90_ms']:.2f} | {v['requests_per_cycle_client']:.2f} | "
+            f"{fmt(v['server_packets_per_cycle'])} | {v['over_floor']:.2f}x |"
+        )
+    lines.append(
+        f"| floor: create + getChildren + delete | {u['floor_median_ms']:.2f} | | "
+        f"{u['floor_requests_per_cycle']:.2f} | | 1.00x |"
+    )
+    for key, title in (
+        ("contended", "Contended write lock, 8 processes"),
+        ("rwmutex", "Readers-writer lock, 3 reader + 1 writer processes"),
+    ):
+        lines += [
+            "",
+            f"## {title}",
+            "",
+            "| | acquisitions/s | by mode | requests/acquisition (client) | server packets/acquisition | errors |",
+            "|---|---|---|---|---|---|",
+        ]
         for name in ("zksync", "kazoo"):
             v = results[key][name]
             modes = ", ".join(f"{m} {r:.0f}" for m, r in sorted(v["acquisitions_per_s_by_mode"].items()))
-            lines.append(f"| {name} | {v['acquisitions_per_s']:.0f} | {modes} | "
-                         f"{fmt(v['requests_per_acquisition_client'])} | {fmt(v['server_packets_per_acquisition'])} | "
-                         f"{'; '.join(v['errors']) or '—'} |")
-    lines += ["", "## DoubleBarrier enter + exit, and Sync.signal_and_wait", "",
-              "| recipe | N | processes | completed | wall s | requests/participant (client) | "
-              "writes/participant | server packets/participant | errors |",
-              "|---|---|---|---|---|---|---|---|---|"]
-    names = {"zksync-db": "zksync DoubleBarrier", "kazoo-db": "kazoo DoubleBarrier",
-             "sync": "zksync signal_and_wait", "floor-db": "harness floor: create + delete",
-             "floor-sync": "harness floor: one create"}
+            lines.append(
+                f"| {name} | {v['acquisitions_per_s']:.0f} | {modes} | "
+                f"{fmt(v['requests_per_acquisition_client'])} | {fmt(v['server_packets_per_acquisition'])} | "
+                f"{'; '.join(v['errors']) or '—'} |"
+            )
+    lines += [
+        "",
+        "## DoubleBarrier enter + exit, and Sync.signal_and_wait",
+        "",
+        "| recipe | N | processes | completed | wall s | requests/participant (client) | "
+        "writes/participant | server packets/participant | errors |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    names = {
+        "zksync-db": "zksync DoubleBarrier",
+        "kazoo-db": "kazoo DoubleBarrier",
+        "sync": "zksync signal_and_wait",
+        "floor-db": "harness floor: create + delete",
+        "floor-sync": "harness floor: one create",
+    }
     for r in results["double_barrier"] + results["signal_and_wait"]:
         status = "yes" if r["completed"] else f"did not complete ({r['finished']}/{r['participants']})"
         errs = "; ".join(r["errors"][:2]) or "—"
         if r["problems"]:
             errs += f" {json.dumps(r['problems'])}"
-        lines.append(f"| {names[r['impl']]} | {r['participants']} | {r['processes']} | {status} | {fmt(r['wall_s'])} | "
-                     f"{fmt(r['requests_per_participant_client'])} | {fmt(r['writes_per_participant_client'])} | "
-                     f"{fmt(r['server_packets_per_participant'])} | {errs} |")
+        lines.append(
+            f"| {names[r['impl']]} | {r['participants']} | {r['processes']} | {status} | {fmt(r['wall_s'])} | "
+            f"{fmt(r['requests_per_participant_client'])} | {fmt(r['writes_per_participant_client'])} | "
+            f"{fmt(r['server_packets_per_participant'])} | {errs} |"
+        )
     sync_rounds = [r for r in results["signal_and_wait"] if "join_requests_per_participant" in r]
     if sync_rounds:
-        lines += ["", "signal_and_wait is timed from a common start after every participant has joined "
-                  "(presence set up); joining is reported apart:", "",
-                  "| N | join requests/participant | join time (slowest process) s |", "|---|---|---|"]
+        lines += [
+            "",
+            "signal_and_wait is timed from a common start after every participant has joined "
+            "(presence set up); joining is reported apart:",
+            "",
+            "| N | join requests/participant | join time (slowest process) s |",
+            "|---|---|---|",
+        ]
         for r in sync_rounds:
-            lines.append(f"| {r['participants']} | {fmt(r['join_requests_per_participant'])} | "
-                         f"{fmt(r['join_s_max_process'])} |")
+            lines.append(
+                f"| {r['participants']} | {fmt(r['join_requests_per_participant'])} | {fmt(r['join_s_max_process'])} |"
+            )
     m = results["memory"]
     lines += ["", "## Memory", ""]
     if "delta_kib" in m:
-        lines.append(f"One process hosting {m['participants']} participants (client + Sync + one signal_and_wait "
-                     f"each): RSS {m['rss_before_kib'] / 1024:.1f} MiB before, {m['rss_after_kib'] / 1024:.1f} MiB "
-                     f"after: +{m['delta_kib'] / 1024:.1f} MiB, {m['per_participant_kib']:.0f} KiB per participant.")
+        lines.append(
+            f"One process hosting {m['participants']} participants (client + Sync + one signal_and_wait "
+            f"each): RSS {m['rss_before_kib'] / 1024:.1f} MiB before, {m['rss_after_kib'] / 1024:.1f} MiB "
+            f"after: +{m['delta_kib'] / 1024:.1f} MiB, {m['per_participant_kib']:.0f} KiB per participant."
+        )
     else:
         lines.append(f"failed: {m.get('error')}")
-    lines += ["", "## How the floors are computed", "",
-              "- write floor: pipelined creates from one client (all sent, then all awaited), median of 3 runs;",
-              "- DoubleBarrier floor: 2N writes (one create and one delete per participant) at the write floor;",
-              "- signal_and_wait floor: N x (writes per participant, counted by the clients during the round: "
-              "Create/Delete/SetData/multi requests, including creates that fail with NodeExists) at the write floor;",
-              "- lock floor: one synchronous create + getChildren + delete of an ephemeral-sequential node, "
-              "timed in blocks alternating with the lock cycles;",
-              "- harness floors: the same processes and sessions as the recipe's round, each participant making only "
-              "the writes the recipe cannot avoid (create + delete for DoubleBarrier, one create for a signal), "
-              "from the same common start;",
-              "- lock rounds: zksync and kazoo alternate in blocks, summed (acquisitions/s per block in results.json).",
-              ""]
+    lines += [
+        "",
+        "## How the floors are computed",
+        "",
+        "- write floor: pipelined creates from one client (all sent, then all awaited), median of 3 runs;",
+        "- DoubleBarrier floor: 2N writes (one create and one delete per participant) at the write floor;",
+        "- signal_and_wait floor: N x (writes per participant, counted by the clients during the round: "
+        "Create/Delete/SetData/multi requests, including creates that fail with NodeExists) at the write floor;",
+        "- lock floor: one synchronous create + getChildren + delete of an ephemeral-sequential node, "
+        "timed in blocks alternating with the lock cycles;",
+        "- harness floors: the same processes and sessions as the recipe's round, each participant making only "
+        "the writes the recipe cannot avoid (create + delete for DoubleBarrier, one create for a signal), "
+        "from the same common start;",
+        "- lock rounds: zksync and kazoo alternate in blocks, summed (acquisitions/s per block in results.json).",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def plot(results: Result, path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (ax_wall, ax_req) = plt.subplots(1, 2, figsize=(12, 4.5))
-    series = [("zksync DoubleBarrier", results["double_barrier"], "zksync-db", "o-"),
-              ("kazoo DoubleBarrier", results["double_barrier"], "kazoo-db", "s--"),
-              ("harness floor: create + delete", results["double_barrier"], "floor-db", "k:"),
-              ("zksync signal_and_wait", results["signal_and_wait"], "sync", "^-"),
-              ("harness floor: one create", results["signal_and_wait"], "floor-sync", "c:")]
+    series = [
+        ("zksync DoubleBarrier", results["double_barrier"], "zksync-db", "o-"),
+        ("kazoo DoubleBarrier", results["double_barrier"], "kazoo-db", "s--"),
+        ("harness floor: create + delete", results["double_barrier"], "floor-db", "k:"),
+        ("zksync signal_and_wait", results["signal_and_wait"], "sync", "^-"),
+        ("harness floor: one create", results["signal_and_wait"], "floor-sync", "c:"),
+    ]
     for label, rounds, impl, style in series:
         rs = sorted((r for r in rounds if r["impl"] == impl), key=lambda r: r["participants"])
         done = [r for r in rs if r["completed"]]
@@ -894,12 +1041,21 @@ def plot(results: Result, path: Path) -> None:
             ax_wall.plot([r["participants"] for r in done], [r["wall_s"] for r in done], style, label=label)
         failed = [r for r in rs if not r["completed"]]
         if failed:
-            ax_wall.plot([r["participants"] for r in failed], [r["watchdog_s"] for r in failed], "x", markersize=10,
-                         label=f"{label}: did not complete (watchdog)")
+            ax_wall.plot(
+                [r["participants"] for r in failed],
+                [r["watchdog_s"] for r in failed],
+                "x",
+                markersize=10,
+                label=f"{label}: did not complete (watchdog)",
+            )
         counted = [r for r in rs if r["completed"] and r["requests_per_participant_client"] is not None]
         if counted:
-            ax_req.plot([r["participants"] for r in counted], [r["requests_per_participant_client"] for r in counted],
-                        style, label=label)
+            ax_req.plot(
+                [r["participants"] for r in counted],
+                [r["requests_per_participant_client"] for r in counted],
+                style,
+                label=label,
+            )
     for ax, title, ylabel in ((ax_wall, "wall time", "seconds"), (ax_req, "requests per participant", "requests")):
         ax.set_xscale("log")
         ax.set_xlabel("participants N")
@@ -914,6 +1070,7 @@ def plot(results: Result, path: Path) -> None:
 
 
 # ---- main ------------------------------------------------------------------------------
+
 
 def sizes_arg(text: str) -> list[int]:
     values = [int(v) for v in text.split(",") if v.strip()]
@@ -932,9 +1089,17 @@ def run(args: argparse.Namespace) -> Result:
     sync_sizes = args.sync_sizes or ([10] if quick else [10, 100, 1000, 10000])
     duration = 2.0 if quick else 9.0
     started = time.monotonic()
-    results: Result = {"meta": {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "quick": quick,
-                                "sizes": sizes, "sync_sizes": sync_sizes, "lock_duration_s": duration,
-                                "python": sys.version.split()[0], "cpus": os.cpu_count()}}
+    results: Result = {
+        "meta": {
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "quick": quick,
+            "sizes": sizes,
+            "sync_sizes": sync_sizes,
+            "lock_duration_s": duration,
+            "python": sys.version.split()[0],
+            "cpus": os.cpu_count(),
+        }
+    }
     with ensemble_hosts() as (hosts, source):
         results["meta"]["ensemble"] = source
         client = zksync.connect(hosts, session_timeout=SESSION_TIMEOUT)
@@ -949,8 +1114,9 @@ def run(args: argparse.Namespace) -> Result:
             blocks = 1 if quick else 3
             results["contended"] = alternating_lock_rounds(hosts, root, "lock", ["write"] * 8, duration, blocks)
             step("readers-writer lock")
-            results["rwmutex"] = alternating_lock_rounds(hosts, root, "rw", ["read", "read", "read", "write"],
-                                                         duration, blocks)
+            results["rwmutex"] = alternating_lock_rounds(
+                hosts, root, "rw", ["read", "read", "read", "write"], duration, blocks
+            )
             results["double_barrier"] = []
             for n in sizes:
                 for impl in ("floor-db", "zksync-db", "kazoo-db"):
@@ -984,9 +1150,13 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--sizes", type=sizes_arg, help="DoubleBarrier participants (default 10,100,1000)")
     parser.add_argument("--sync-sizes", type=sizes_arg, help="signal_and_wait participants (default 10,100,1000,10000)")
-    parser.add_argument("--render", type=Path, metavar="RESULTS_JSON",
-                        help="measure nothing: recompute the targets of an earlier results.json and rewrite "
-                             "results.md and scaling.png beside it")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="measure nothing: recompute the targets of an earlier results.json and rewrite "
+        "results.md and scaling.png beside it",
+    )
     args = parser.parse_args()
     if args.render is not None:
         results = json.loads(args.render.read_text())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 from kazoo.client import KazooClient
@@ -38,8 +38,9 @@ def test_acl_is_applied_to_the_recipe_nodes(alice: KazooClient) -> None:
     mutex.unlock()
 
 
-def test_without_the_credential_a_lock_can_be_neither_broken_nor_taken(alice: KazooClient,
-                                                                        mallory: KazooClient) -> None:
+def test_without_the_credential_a_lock_can_be_neither_broken_nor_taken(
+    alice: KazooClient, mallory: KazooClient
+) -> None:
     owner = RWMutex(alice, "/lock", acl=ALICE)
     lease = owner.lock(timeout=5)
     before = snapshot(alice, "/lock")
@@ -52,8 +53,9 @@ def test_without_the_credential_a_lock_can_be_neither_broken_nor_taken(alice: Ka
     owner.unlock()
 
 
-def test_without_the_credential_a_barrier_can_be_neither_unset_nor_set(alice: KazooClient,
-                                                                        mallory: KazooClient) -> None:
+def test_without_the_credential_a_barrier_can_be_neither_unset_nor_set(
+    alice: KazooClient, mallory: KazooClient
+) -> None:
     owner = Barrier(alice, "/b", acl=ALICE)
     owner.set()
     with pytest.raises(AccessDenied):
@@ -67,7 +69,8 @@ def test_without_the_credential_a_barrier_can_be_neither_unset_nor_set(alice: Ka
 
 
 def test_without_the_credential_one_cannot_enter_or_remove_a_participant(
-        alice: KazooClient, mallory: KazooClient) -> None:
+    alice: KazooClient, mallory: KazooClient
+) -> None:
     owner = DoubleBarrier(alice, "/db", 1, identifier="alice", acl=ALICE)
     owner.enter(timeout=5)
     before = snapshot(alice, "/db")
@@ -81,9 +84,11 @@ def test_without_the_credential_one_cannot_enter_or_remove_a_participant(
 
 
 def test_with_the_credential_an_operator_can_evict_a_stuck_participant(
-        alice: KazooClient, zk_client_factory: Factory) -> None:
-    stuck = DoubleBarrier(zk_client_factory(auth_data=[("digest", "alice:secret")]), "/db", 1, identifier="stuck",
-                          acl=ALICE)
+    alice: KazooClient, zk_client_factory: Factory
+) -> None:
+    stuck = DoubleBarrier(
+        zk_client_factory(auth_data=[("digest", "alice:secret")]), "/db", 1, identifier="stuck", acl=ALICE
+    )
     stuck.enter(timeout=5)
     operator = DoubleBarrier(alice, "/db", 1)
     assert operator.present() == ["stuck"]

@@ -14,8 +14,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_lock_cycle_benchmark_runs_and_counts_three_requests_per_cycle(zk_hosts: str, tmp_path: Path) -> None:
     out = tmp_path / "lock_cycle.json"
     env = dict(os.environ, ZOOKEEPER_PEERS=zk_hosts)
-    done = subprocess.run([sys.executable, "-m", "benchmarks.lock_cycle", "--cycles", "50", "--waiters", "3",
-                           "--json", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.lock_cycle", "--cycles", "50", "--waiters", "3", "--json", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr
     results = json.loads(out.read_text())
     assert results["uncontended"]["requests_per_cycle_client"] == 3.0

@@ -13,14 +13,29 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_benchmark_suite_quick_run_writes_results(zk_hosts: str, tmp_path: Path) -> None:
     env = dict(os.environ, ZOOKEEPER_PEERS=zk_hosts)
-    done = subprocess.run([sys.executable, "-m", "benchmarks.suite", "--quick", "--out", str(tmp_path)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.suite", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     for name in ("results.json", "results.md", "scaling.png"):
         assert (tmp_path / name).is_file(), name
     results = json.loads((tmp_path / "results.json").read_text())
-    assert set(results) >= {"meta", "floors", "uncontended", "contended", "rwmutex", "double_barrier",
-                            "signal_and_wait", "memory", "targets"}
+    assert set(results) >= {
+        "meta",
+        "floors",
+        "uncontended",
+        "contended",
+        "rwmutex",
+        "double_barrier",
+        "signal_and_wait",
+        "memory",
+        "targets",
+    }
     assert results["floors"]["write_floor_writes_per_s"] > 0
     assert set(results["uncontended"]) >= {"zksync", "kazoo", "floor_median_ms"}
     assert set(results["contended"]) == {"zksync", "kazoo"} == set(results["rwmutex"])

@@ -9,15 +9,23 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from kazoo.client import KazooClient
 
 import zksync
-from zksync.cli import EXIT_ENSEMBLE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_LOCK_TIMEOUT, EXIT_PLAN, EXIT_TIMEOUT, \
-    EXIT_USAGE
+from zksync.cli import (
+    EXIT_ENSEMBLE,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_LOCK_TIMEOUT,
+    EXIT_PLAN,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+)
 
 from .conftest import wait_until
 
@@ -26,24 +34,42 @@ PLANS = Path(__file__).resolve().parent / "plans"
 Factory = Callable[..., KazooClient]
 
 
-def zksync_cmd(*args: str, hosts: str | None, cwd: Path, timeout: float = 120, **env: str
-               ) -> subprocess.CompletedProcess[str]:
+def zksync_cmd(
+    *args: str, hosts: str | None, cwd: Path, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
     environ = dict(os.environ, **env)
     environ.pop("ZOOKEEPER_PEERS", None)
     if hosts is not None:
         environ["ZOOKEEPER_PEERS"] = hosts
-    return subprocess.run([sys.executable, "-m", "zksync.cli", *args], cwd=cwd, env=environ, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "zksync.cli", *args],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def events(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line)["event"] for line in path.read_text().splitlines()]
 
 
-def test_run_of_the_leader_follower_example_with_ten_instances(zk_hosts: str, tmp_path: Path,
-                                                               zk_client: KazooClient) -> None:
-    done = zksync_cmd("run", str(ROOT / "examples" / "leader_follower.py"), "--instances", "10",
-                      "--outputs", str(tmp_path), "--run-id", "r1", hosts=zk_hosts, cwd=tmp_path)
+def test_run_of_the_leader_follower_example_with_ten_instances(
+    zk_hosts: str, tmp_path: Path, zk_client: KazooClient
+) -> None:
+    done = zksync_cmd(
+        "run",
+        str(ROOT / "examples" / "leader_follower.py"),
+        "--instances",
+        "10",
+        "--outputs",
+        str(tmp_path),
+        "--run-id",
+        "r1",
+        hosts=zk_hosts,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert "10 of 10 instances succeeded" in done.stderr
     dirs = sorted((tmp_path / "r1" / "single").iterdir(), key=lambda p: int(p.name))
@@ -54,12 +80,26 @@ def test_run_of_the_leader_follower_example_with_ten_instances(zk_hosts: str, tm
     assert sum("I am the leader" in m for m in messages) == 1
     assert sum("released by the leader" in m for m in messages) == 9
     assert zk_client.exists("/zksync-sync") is None or not any(
-        "r1" in c for c in zk_client.get_children("/zksync-sync"))  # the run's nodes are cleaned up
+        "r1" in c for c in zk_client.get_children("/zksync-sync")
+    )  # the run's nodes are cleaned up
 
 
 def test_collect_writes_an_archive_of_the_outputs(zk_hosts: str, tmp_path: Path) -> None:
-    done = zksync_cmd("run", str(PLANS / "fails_on_one.py"), "--instances", "2", "--collect", "--outputs",
-                      str(tmp_path), "--run-id", "r2", "--param", "greeting=hi", hosts=zk_hosts, cwd=tmp_path)
+    done = zksync_cmd(
+        "run",
+        str(PLANS / "fails_on_one.py"),
+        "--instances",
+        "2",
+        "--collect",
+        "--outputs",
+        str(tmp_path),
+        "--run-id",
+        "r2",
+        "--param",
+        "greeting=hi",
+        hosts=zk_hosts,
+        cwd=tmp_path,
+    )
     assert done.returncode == EXIT_FAILED
     with tarfile.open(tmp_path / "r2.tgz") as tar:
         names = set(tar.getnames())
@@ -67,8 +107,20 @@ def test_collect_writes_an_archive_of_the_outputs(zk_hosts: str, tmp_path: Path)
 
 
 def test_a_failing_instance_is_recorded_and_fails_the_run(zk_hosts: str, tmp_path: Path) -> None:
-    done = zksync_cmd("run", str(PLANS / "fails_on_one.py"), "--instances", "3", "--outputs", str(tmp_path),
-                      "--run-id", "r3", "--param", "greeting=hi", hosts=zk_hosts, cwd=tmp_path)
+    done = zksync_cmd(
+        "run",
+        str(PLANS / "fails_on_one.py"),
+        "--instances",
+        "3",
+        "--outputs",
+        str(tmp_path),
+        "--run-id",
+        "r3",
+        "--param",
+        "greeting=hi",
+        hosts=zk_hosts,
+        cwd=tmp_path,
+    )
     assert done.returncode == EXIT_FAILED
     assert "2 of 3 instances succeeded" in done.stderr
     failed = events(tmp_path / "r3" / "single" / "1" / "run.out")
@@ -80,8 +132,20 @@ def test_a_failing_instance_is_recorded_and_fails_the_run(zk_hosts: str, tmp_pat
 
 def test_a_run_that_times_out_is_stopped_with_crash_events(zk_hosts: str, tmp_path: Path) -> None:
     started = time.monotonic()
-    done = zksync_cmd("run", str(PLANS / "sleeps.py"), "--instances", "2", "--timeout", "4", "--outputs",
-                      str(tmp_path), "--run-id", "r4", hosts=zk_hosts, cwd=tmp_path)
+    done = zksync_cmd(
+        "run",
+        str(PLANS / "sleeps.py"),
+        "--instances",
+        "2",
+        "--timeout",
+        "4",
+        "--outputs",
+        str(tmp_path),
+        "--run-id",
+        "r4",
+        hosts=zk_hosts,
+        cwd=tmp_path,
+    )
     assert done.returncode == EXIT_TIMEOUT
     assert time.monotonic() - started < 60
     for n in range(2):
@@ -89,12 +153,28 @@ def test_a_run_that_times_out_is_stopped_with_crash_events(zk_hosts: str, tmp_pa
         assert last["type"] == "crash" and "timed out" in last["error"]
 
 
-def test_ctrl_c_stops_every_instance_and_leaves_no_znode(zk_hosts: str, tmp_path: Path,
-                                                          zk_client: KazooClient) -> None:
+def test_ctrl_c_stops_every_instance_and_leaves_no_znode(zk_hosts: str, tmp_path: Path, zk_client: KazooClient) -> None:
     environ = dict(os.environ, ZOOKEEPER_PEERS=zk_hosts)
-    runner = subprocess.Popen([sys.executable, "-m", "zksync.cli", "run", str(PLANS / "sleeps.py"), "--instances",
-                               "3", "--outputs", str(tmp_path), "--run-id", "r5"], cwd=tmp_path, env=environ,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "zksync.cli",
+            "run",
+            str(PLANS / "sleeps.py"),
+            "--instances",
+            "3",
+            "--outputs",
+            str(tmp_path),
+            "--run-id",
+            "r5",
+        ],
+        cwd=tmp_path,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     admin = zksync.connect(zk_hosts)
     try:
         state = "/zksync-sync/sleeps-default-r5/states/sleeping"
@@ -115,31 +195,41 @@ def test_ctrl_c_stops_every_instance_and_leaves_no_znode(zk_hosts: str, tmp_path
 
 def test_lock_passes_the_exit_code_through(zk_hosts: str, zk_chroot: str, tmp_path: Path) -> None:
     hosts = f"{zk_hosts}{zk_chroot}"
-    assert zksync_cmd("lock", "/cli-lock", "--", sys.executable, "-c", "raise SystemExit(7)", hosts=hosts,
-                      cwd=tmp_path).returncode == 7
+    assert (
+        zksync_cmd(
+            "lock", "/cli-lock", "--", sys.executable, "-c", "raise SystemExit(7)", hosts=hosts, cwd=tmp_path
+        ).returncode
+        == 7
+    )
     assert zksync_cmd("lock", "/cli-lock", "--read", "--", "true", hosts=hosts, cwd=tmp_path).returncode == 0
 
 
 def test_two_lock_commands_exclude_each_other_and_the_second_can_time_out(
-        zk_hosts: str, zk_chroot: str, tmp_path: Path) -> None:
+    zk_hosts: str, zk_chroot: str, tmp_path: Path
+) -> None:
     hosts = f"{zk_hosts}{zk_chroot}"
     marker = tmp_path / "inside"
-    script = (f"import os, time, pathlib; p = pathlib.Path({str(marker)!r}); "
-              "assert not p.exists(), 'two holders at once'; p.touch(); time.sleep(3); p.unlink()")
+    script = (
+        f"import os, time, pathlib; p = pathlib.Path({str(marker)!r}); "
+        "assert not p.exists(), 'two holders at once'; p.touch(); time.sleep(3); p.unlink()"
+    )
     environ = dict(os.environ, ZOOKEEPER_PEERS=hosts)
-    first = subprocess.Popen([sys.executable, "-m", "zksync.cli", "lock", "/cli-lock", "--", sys.executable, "-c",
-                              script], env=environ)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "zksync.cli", "lock", "/cli-lock", "--", sys.executable, "-c", script], env=environ
+    )
     wait_until(marker.exists, 30, "first holder inside")
     blocked = zksync_cmd("lock", "/cli-lock", "--timeout", "0.5", "--", "true", hosts=hosts, cwd=tmp_path)
     assert blocked.returncode == EXIT_LOCK_TIMEOUT and "could not acquire" in blocked.stderr
-    second = zksync_cmd("lock", "/cli-lock", "--timeout", "30", "--", sys.executable, "-c", script, hosts=hosts,
-                        cwd=tmp_path)
+    second = zksync_cmd(
+        "lock", "/cli-lock", "--timeout", "30", "--", sys.executable, "-c", script, hosts=hosts, cwd=tmp_path
+    )
     assert first.wait(30) == 0
     assert second.returncode == 0, second.stderr
 
 
-def test_inspect_describes_each_recipe(zk_hosts: str, zk_chroot: str, zk_client_factory: Factory,
-                                       tmp_path: Path) -> None:
+def test_inspect_describes_each_recipe(
+    zk_hosts: str, zk_chroot: str, zk_client_factory: Factory, tmp_path: Path
+) -> None:
     hosts = f"{zk_hosts}{zk_chroot}"
     client = zk_client_factory()
     mutex = zksync.RWMutex(client, "/lock")
@@ -170,16 +260,20 @@ def test_inspect_describes_each_recipe(zk_hosts: str, zk_chroot: str, zk_client_
     mutex.unlock()
 
 
-@pytest.mark.parametrize("args, code, message", [
-    (["run", "no/such/plan.py"], EXIT_PLAN, "no such plan file"),
-    (["run", "PLAN", "--instances", "0"], EXIT_USAGE, "--instances must be >= 1"),
-    (["run", str(PLANS / "crashes_on_import.py"), "--instances", "2"], EXIT_PLAN, "plan crashed before starting"),
-    (["inspect", "relative/path"], EXIT_USAGE, "absolute"),
-    (["lock", "/x"], EXIT_USAGE, "no command given"),
-    (["run", "PLAN", "--param", "novalue"], EXIT_USAGE, "not key=value"),
-])
-def test_bad_input_gets_one_clear_line_and_a_distinct_code(zk_hosts: str, tmp_path: Path, args: list[str],
-                                                           code: int, message: str) -> None:
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["run", "no/such/plan.py"], EXIT_PLAN, "no such plan file"),
+        (["run", "PLAN", "--instances", "0"], EXIT_USAGE, "--instances must be >= 1"),
+        (["run", str(PLANS / "crashes_on_import.py"), "--instances", "2"], EXIT_PLAN, "plan crashed before starting"),
+        (["inspect", "relative/path"], EXIT_USAGE, "absolute"),
+        (["lock", "/x"], EXIT_USAGE, "no command given"),
+        (["run", "PLAN", "--param", "novalue"], EXIT_USAGE, "not key=value"),
+    ],
+)
+def test_bad_input_gets_one_clear_line_and_a_distinct_code(
+    zk_hosts: str, tmp_path: Path, args: list[str], code: int, message: str
+) -> None:
     args = [str(ROOT / "examples" / "leader_follower.py") if a == "PLAN" else a for a in args]
     done = zksync_cmd(*args, hosts=zk_hosts, cwd=tmp_path)
     assert done.returncode == code, done.stderr

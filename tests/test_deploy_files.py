@@ -96,6 +96,7 @@ def expected_ports() -> list[int]:
 
 # --- docker-compose.yml ---------------------------------------------------------------------
 
+
 def test_compose_has_the_members_and_toxiproxy() -> None:
     services = compose()["services"]
     assert sorted(services) == sorted([*ZK_SERVICES, "toxiproxy"])
@@ -161,6 +162,7 @@ def test_toxiproxy_is_given_the_proxy_file() -> None:
 
 # --- deploy/toxiproxy.json ------------------------------------------------------------------
 
+
 def test_proxy_file_names_every_member_on_its_port() -> None:
     proxies = json.loads(PROXIES.read_text())
     assert isinstance(proxies, list)
@@ -179,6 +181,7 @@ def test_compose_comment_gives_the_local_peers() -> None:
 
 
 # --- Vagrantfile ----------------------------------------------------------------------------
+
 
 def test_vagrantfile_uses_the_layout_address_and_the_compose_file() -> None:
     text = VAGRANTFILE.read_text()
@@ -203,9 +206,17 @@ def test_vagrantfile_comment_gives_the_layout_peers() -> None:
 
 # --- the tools themselves -------------------------------------------------------------------
 
+
 def run(args: list[str], env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, cwd=ROOT, env=dict(os.environ, **(env or {})), capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        args,
+        cwd=ROOT,
+        env=dict(os.environ, **(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_docker_compose_accepts_the_file() -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from kazoo.client import KazooClient
@@ -72,7 +73,8 @@ def lose_next_create_reply(client: KazooClient) -> list[str]:
 
 
 def test_lost_create_reply_finds_its_own_node_and_leaves_no_orphan(
-        zk_client_factory: Factory, zk_client: KazooClient) -> None:
+    zk_client_factory: Factory, zk_client: KazooClient
+) -> None:
     client = zk_client_factory()
     mutex = RWMutex(client, "/lock")
     mutex.lock(timeout=1)
@@ -89,7 +91,8 @@ def test_lost_create_reply_finds_its_own_node_and_leaves_no_orphan(
 
 
 def test_a_node_with_our_guid_made_by_another_session_is_deleted_not_adopted(
-        zk_client_factory: Factory, zk_client: KazooClient) -> None:
+    zk_client_factory: Factory, zk_client: KazooClient
+) -> None:
     guid = "ab" * 16
     stranger = zk_client_factory()
     stranger.create(f"/lock/write-{guid}-", ephemeral=True, sequence=True, makepath=True)
@@ -99,7 +102,8 @@ def test_a_node_with_our_guid_made_by_another_session_is_deleted_not_adopted(
 
 
 def test_holder_cut_off_past_the_session_timeout_is_told_before_a_waiter_acquires(
-        ensemble: Ensemble, zk_chroot: str, zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+    ensemble: Ensemble, zk_chroot: str, zk_client_factory: Factory, pool: ThreadPoolExecutor
+) -> None:
     index = follower(ensemble)
     holder_client = zk_client_factory(hosts=only(ensemble, index), timeout=4)
     holder = RWMutex(holder_client, "/lock")
@@ -121,8 +125,9 @@ def test_holder_cut_off_past_the_session_timeout_is_told_before_a_waiter_acquire
 
 def test_holder_cut_off_briefly_keeps_the_lock(ensemble: Ensemble, zk_client_factory: Factory) -> None:
     index = follower(ensemble)
-    client = zk_client_factory(hosts=f"{only(ensemble, index)},{others(ensemble, index)}", timeout=8,
-                               randomize_hosts=False)
+    client = zk_client_factory(
+        hosts=f"{only(ensemble, index)},{others(ensemble, index)}", timeout=8, randomize_hosts=False
+    )
     holder = RWMutex(client, "/lock")
     lease = holder.lock(timeout=5)
     ensemble.kill(index)  # the holder's member crashes: it reconnects to another one
@@ -134,7 +139,8 @@ def test_holder_cut_off_briefly_keeps_the_lock(ensemble: Ensemble, zk_client_fac
 
 
 def test_waiter_timing_out_while_disconnected_removes_its_node_once_reconnected(
-        ensemble: Ensemble, zk_client_factory: Factory, zk_client: KazooClient) -> None:
+    ensemble: Ensemble, zk_client_factory: Factory, zk_client: KazooClient
+) -> None:
     index = follower(ensemble)
     holder = RWMutex(zk_client_factory(hosts=others(ensemble, index)), "/lock")
     holder.lock(timeout=5)
@@ -157,12 +163,13 @@ def test_waiter_timing_out_while_disconnected_removes_its_node_once_reconnected(
 def _capture(into: list[BaseException], call: Callable[..., Any], *args: Any) -> None:
     try:
         call(*args)
-    except BaseException as exc:  # noqa: B902 - recorded for the test thread
+    except BaseException as exc:
         into.append(exc)
 
 
 def test_barrier_waiter_survives_its_member_crashing_and_is_released_after(
-        ensemble: Ensemble, zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+    ensemble: Ensemble, zk_client_factory: Factory, pool: ThreadPoolExecutor
+) -> None:
     index = follower(ensemble)
     setter = Barrier(zk_client_factory(hosts=others(ensemble, index)), "/b")
     setter.set()
@@ -179,25 +186,28 @@ def test_barrier_waiter_survives_its_member_crashing_and_is_released_after(
 
 
 def test_double_barrier_round_completes_across_a_member_crash(
-        ensemble: Ensemble, zk_client_factory: Factory, pool: ThreadPoolExecutor, zk_client: KazooClient) -> None:
+    ensemble: Ensemble, zk_client_factory: Factory, pool: ThreadPoolExecutor, zk_client: KazooClient
+) -> None:
     index = follower(ensemble)
-    near = [DoubleBarrier(zk_client_factory(hosts=others(ensemble, index)), "/db", 3, identifier=f"n{i}")
-            for i in range(2)]
+    near = [
+        DoubleBarrier(zk_client_factory(hosts=others(ensemble, index)), "/db", 3, identifier=f"n{i}") for i in range(2)
+    ]
     far = DoubleBarrier(zk_client_factory(hosts=only(ensemble, index), timeout=10), "/db", 3, identifier="far")
-    entering = [pool.submit(b.enter, 30) for b in near + [far]]
+    entering = [pool.submit(b.enter, 30) for b in [*near, far]]
     wait_until(lambda: zk_client.exists("/db") and len(zk_client.get_children("/db")) >= 2)
     ensemble.kill(index)
     time.sleep(0.5)
     ensemble.start_member(index)
     for f in entering:
         settle(f, 40)
-    for f in [pool.submit(b.exit, 30) for b in near + [far]]:
+    for f in [pool.submit(b.exit, 30) for b in [*near, far]]:
         settle(f, 40)
     assert tree(zk_client) == {"/db"}
 
 
 def test_leader_killed_while_writers_queue_still_serves_every_writer_once(
-        ensemble: Ensemble, zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+    ensemble: Ensemble, zk_client_factory: Factory, pool: ThreadPoolExecutor
+) -> None:
     inside = []
     overlap = []
     guard = threading.Lock()
@@ -222,7 +232,8 @@ def test_leader_killed_while_writers_queue_still_serves_every_writer_once(
 
 
 def test_a_lost_create_that_lands_late_leaves_no_orphan_and_blocks_nobody(
-        zk_client_factory: Factory, zk_client: KazooClient) -> None:
+    zk_client_factory: Factory, zk_client: KazooClient
+) -> None:
     client = zk_client_factory()
     mutex = RWMutex(client, "/lock")
     mutex.lock(timeout=1)
@@ -249,7 +260,8 @@ def test_a_lost_create_that_lands_late_leaves_no_orphan_and_blocks_nobody(
 
 
 def test_giving_up_after_a_lost_create_reply_still_removes_the_node_it_made(
-        zk_client_factory: Factory, zk_client: KazooClient) -> None:
+    zk_client_factory: Factory, zk_client: KazooClient
+) -> None:
     """The create landed but its reply was lost, and the connection did not come back before
     the deadline: the acquire times out, and the node must not stay behind (a read node left
     there would block every writer for as long as the session lives)."""

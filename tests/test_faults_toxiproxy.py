@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from kazoo.client import KazooClient
@@ -29,7 +30,8 @@ def through(factory: Factory, faults: ProxiedEnsemble, *members: int, timeout: f
 
 
 def test_lost_create_reply_leaves_no_orphan_and_others_still_acquire(
-        zk_faults: ProxiedEnsemble, zk_client_factory: Factory, zk_client: KazooClient) -> None:
+    zk_faults: ProxiedEnsemble, zk_client_factory: Factory, zk_client: KazooClient
+) -> None:
     client = through(zk_client_factory, zk_faults, 1, 2)
     mutex = RWMutex(client, "/lock")
     mutex.lock(timeout=5)
@@ -47,7 +49,8 @@ def test_lost_create_reply_leaves_no_orphan_and_others_still_acquire(
 
 
 def test_holder_partitioned_past_the_session_timeout_is_told_before_the_waiter_acquires(
-        zk_faults: ProxiedEnsemble, zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+    zk_faults: ProxiedEnsemble, zk_client_factory: Factory, pool: ThreadPoolExecutor
+) -> None:
     holder = RWMutex(through(zk_client_factory, zk_faults, 1), "/lock")
     lease = holder.lock(timeout=5)
     told: list[float] = []
@@ -65,7 +68,8 @@ def test_holder_partitioned_past_the_session_timeout_is_told_before_the_waiter_a
 
 
 def test_holder_partitioned_briefly_moves_to_another_member_and_keeps_the_lock(
-        zk_faults: ProxiedEnsemble, zk_client_factory: Factory) -> None:
+    zk_faults: ProxiedEnsemble, zk_client_factory: Factory
+) -> None:
     client = through(zk_client_factory, zk_faults, 1, 2, timeout=8)
     holder = RWMutex(client, "/lock")
     lease = holder.lock(timeout=5)
@@ -78,7 +82,8 @@ def test_holder_partitioned_briefly_moves_to_another_member_and_keeps_the_lock(
 
 
 def test_waiter_partitioned_while_waiting_times_out_and_its_node_goes_once_reconnected(
-        zk_faults: ProxiedEnsemble, zk_client_factory: Factory) -> None:
+    zk_faults: ProxiedEnsemble, zk_client_factory: Factory
+) -> None:
     holder = RWMutex(through(zk_client_factory, zk_faults, 2, 3), "/lock")
     holder.lock(timeout=5)
     waiter_client = through(zk_client_factory, zk_faults, 1, timeout=10)
@@ -106,7 +111,8 @@ def test_waiter_partitioned_while_waiting_times_out_and_its_node_goes_once_recon
 
 @pytest.mark.parametrize("latency_ms", [100, 500, 2000])
 def test_latency_on_some_members_keeps_mutual_exclusion_and_timeouts(
-        zk_faults: ProxiedEnsemble, zk_client_factory: Factory, pool: ThreadPoolExecutor, latency_ms: int) -> None:
+    zk_faults: ProxiedEnsemble, zk_client_factory: Factory, pool: ThreadPoolExecutor, latency_ms: int
+) -> None:
     zk_faults.latency(1, latency_ms, jitter=latency_ms // 5)
     inside: list[int] = []
     overlaps: list[list[int]] = []
@@ -148,14 +154,15 @@ def test_latency_on_some_members_keeps_mutual_exclusion_and_timeouts(
 
 
 def test_quorum_loss_stops_progress_with_clear_errors_and_restoring_it_resumes(
-        zk_faults: ProxiedEnsemble, zk_client_factory: Factory, zk_ensemble: Any) -> None:
+    zk_faults: ProxiedEnsemble, zk_client_factory: Factory, zk_ensemble: Any
+) -> None:
     if not isinstance(zk_ensemble, Ensemble):
         pytest.skip("needs the local ensemble to stop members")
     client = through(zk_client_factory, zk_faults, 1, 2, 3, timeout=8)
     mutex = RWMutex(client, "/lock")
     mutex.lock(timeout=5)
     mutex.unlock()
-    stopped = [i for i in range(zk_ensemble.size) if i != zk_ensemble.leader()][:1] + [zk_ensemble.leader()]
+    stopped = [*[i for i in range(zk_ensemble.size) if i != zk_ensemble.leader()][:1], zk_ensemble.leader()]
     for index in stopped:
         zk_ensemble.kill(index)
     try:
@@ -173,12 +180,11 @@ def test_quorum_loss_stops_progress_with_clear_errors_and_restoring_it_resumes(
 
 
 def test_double_barrier_member_partitioned_during_exit_lets_the_others_leave_once_its_session_ends(
-        zk_faults: ProxiedEnsemble, zk_client_factory: Factory, pool: ThreadPoolExecutor,
-        zk_client: KazooClient) -> None:
-    stay = [DoubleBarrier(through(zk_client_factory, zk_faults, 2, 3), "/db", 3, identifier=f"s{i}")
-            for i in range(2)]
+    zk_faults: ProxiedEnsemble, zk_client_factory: Factory, pool: ThreadPoolExecutor, zk_client: KazooClient
+) -> None:
+    stay = [DoubleBarrier(through(zk_client_factory, zk_faults, 2, 3), "/db", 3, identifier=f"s{i}") for i in range(2)]
     cut = DoubleBarrier(through(zk_client_factory, zk_faults, 1, timeout=4), "/db", 3, identifier="cut")
-    for f in [pool.submit(b.enter, 20) for b in stay + [cut]]:
+    for f in [pool.submit(b.enter, 20) for b in [*stay, cut]]:
         settle(f)
     zk_faults.partition(1)
     exits = [pool.submit(b.exit, 30) for b in stay]
@@ -191,7 +197,8 @@ def test_double_barrier_member_partitioned_during_exit_lets_the_others_leave_onc
 
 
 def test_barrier_setter_partitioned_waiters_keep_waiting_until_unset_after_healing(
-        zk_faults: ProxiedEnsemble, zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+    zk_faults: ProxiedEnsemble, zk_client_factory: Factory, pool: ThreadPoolExecutor
+) -> None:
     setter = Barrier(through(zk_client_factory, zk_faults, 1, timeout=4), "/b")
     setter.set()
     waiters = [pool.submit(Barrier(through(zk_client_factory, zk_faults, 2, 3), "/b").wait, 60) for _ in range(3)]
@@ -206,7 +213,8 @@ def test_barrier_setter_partitioned_waiters_keep_waiting_until_unset_after_heali
 
 
 def test_connection_flapping_never_lets_two_writers_in_and_never_loses_a_wake_up(
-        zk_faults: ProxiedEnsemble, zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+    zk_faults: ProxiedEnsemble, zk_client_factory: Factory, pool: ThreadPoolExecutor
+) -> None:
     accepted: list[tuple[int, int]] = []
     highest = [0]
     inside: list[int] = []
@@ -222,7 +230,7 @@ def test_connection_flapping_never_lets_two_writers_in_and_never_loses_a_wake_up
             highest[0] = token
             accepted.append((i, token))
 
-    rotations = [(1, 2, 3)[i % 3:] + (1, 2, 3)[: i % 3] for i in range(4)]
+    rotations = [(1, 2, 3)[i % 3 :] + (1, 2, 3)[: i % 3] for i in range(4)]
     mutexes = [RWMutex(through(zk_client_factory, zk_faults, *members, timeout=6), "/lock") for members in rotations]
 
     def worker(i: int) -> int:
@@ -265,13 +273,16 @@ def test_connection_flapping_never_lets_two_writers_in_and_never_loses_a_wake_up
 
 
 def test_sync_instance_partitioned_past_its_session_makes_waiters_fail_with_its_id(
-        zk_faults: ProxiedEnsemble, zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+    zk_faults: ProxiedEnsemble, zk_client_factory: Factory, pool: ThreadPoolExecutor
+) -> None:
     from zksync import ParticipantLost, Sync
 
-    near = [Sync(through(zk_client_factory, zk_faults, 2, 3), "run", instance_id=f"n{i}", instance_count=3)
-            for i in range(2)]
+    near = [
+        Sync(through(zk_client_factory, zk_faults, 2, 3), "run", instance_id=f"n{i}", instance_count=3)
+        for i in range(2)
+    ]
     far = Sync(through(zk_client_factory, zk_faults, 1, timeout=4), "run", instance_id="far", instance_count=3)
-    for s in near + [far]:
+    for s in [*near, far]:
         s.join()
     waiters = [pool.submit(s.signal_and_wait, "done", 3, 60) for s in near]
     zk_faults.partition(1)  # "far" never signals: its session expires behind the partition

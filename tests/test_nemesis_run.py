@@ -21,9 +21,22 @@ def test_short_nemesis_run_finds_no_violation(tmp_path: Path) -> None:
             pytest.fail(reason)
         pytest.skip(reason)
     seconds = os.environ.get("ZKSYNC_NEMESIS_SECONDS", "120")
-    done = subprocess.run([sys.executable, "-m", "zksync.testing.nemesis", "--duration", seconds,
-                           "--impl", "zksync", "--history", str(tmp_path)],
-                          capture_output=True, text=True, timeout=float(seconds) + 300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "zksync.testing.nemesis",
+            "--duration",
+            seconds,
+            "--impl",
+            "zksync",
+            "--history",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=float(seconds) + 300,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = check(load(tmp_path / "zksync.jsonl"))
     assert report.ok

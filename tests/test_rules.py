@@ -5,7 +5,6 @@ from __future__ import annotations
 from zksync._queue import exclusive_rule, ordered, parse, shared_rule
 
 
-
 def name(kind: str, seq: int, guid: str | None = None) -> str:
     return f"{kind}-{guid or f'{seq % 16**32:032x}'}-{seq:010d}"
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from kazoo.client import KazooClient
@@ -22,8 +23,16 @@ def queue_names(client: KazooClient, path: str = "/lock") -> list[str]:
     return [name for _, name in RWMutex(client, path).queue()]
 
 
-def enqueue(pool: ThreadPoolExecutor, client: KazooClient, queue_len_before: int, mode: str,
-            log: list[str], label: str, hold: threading.Event | None = None, timeout: float = 30) -> Any:
+def enqueue(
+    pool: ThreadPoolExecutor,
+    client: KazooClient,
+    queue_len_before: int,
+    mode: str,
+    log: list[str],
+    label: str,
+    hold: threading.Event | None = None,
+    timeout: float = 30,
+) -> Any:
     """Start an acquire in a thread and return once its node is in the queue."""
     mutex = RWMutex(client, "/lock")
 
@@ -71,7 +80,8 @@ def test_uncontended_write_lock_cycle_takes_three_requests(zk_client: KazooClien
 
 
 def test_a_writer_handed_the_lock_by_a_releasing_writer_does_not_list_the_queue_again(
-        zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+    zk_client_factory: Factory, pool: ThreadPoolExecutor
+) -> None:
     holder = RWMutex(zk_client_factory(), "/lock")
     held = holder.lock(timeout=5)
     waiting_client = zk_client_factory()
@@ -88,7 +98,8 @@ def test_a_writer_handed_the_lock_by_a_releasing_writer_does_not_list_the_queue_
 
 
 def test_a_waiter_ahead_that_gives_up_hands_nothing_over(
-        zk_client_factory: Factory, zk_client: KazooClient, pool: ThreadPoolExecutor) -> None:
+    zk_client_factory: Factory, zk_client: KazooClient, pool: ThreadPoolExecutor
+) -> None:
     holder = RWMutex(zk_client_factory(), "/lock")
     holder.lock(timeout=5)
     impatient = RWMutex(zk_client_factory(), "/lock")
@@ -108,7 +119,8 @@ def test_a_waiter_ahead_that_gives_up_hands_nothing_over(
 
 
 def test_a_releasing_reader_does_not_hand_a_writer_the_lock_while_another_reader_holds(
-        zk_client_factory: Factory, zk_client: KazooClient, pool: ThreadPoolExecutor) -> None:
+    zk_client_factory: Factory, zk_client: KazooClient, pool: ThreadPoolExecutor
+) -> None:
     first, second = RWMutex(zk_client_factory(), "/lock"), RWMutex(zk_client_factory(), "/lock")
     first.rlock(timeout=5)
     second.rlock(timeout=5)
@@ -123,7 +135,9 @@ def test_a_releasing_reader_does_not_hand_a_writer_the_lock_while_another_reader
     writer.unlock()
 
 
-def test_writers_are_served_in_arrival_order(zk_client_factory: Factory, pool: ThreadPoolExecutor, gates: Gates) -> None:
+def test_writers_are_served_in_arrival_order(
+    zk_client_factory: Factory, pool: ThreadPoolExecutor, gates: Gates
+) -> None:
     first = RWMutex(zk_client_factory(), "/lock")
     first.lock(timeout=5)
     log: list[str] = []
@@ -141,7 +155,9 @@ def test_writers_are_served_in_arrival_order(zk_client_factory: Factory, pool: T
     assert tokens == sorted(tokens) and len(set(tokens)) == 5
 
 
-def test_reader_behind_a_waiting_writer_waits_for_it(zk_client_factory: Factory, pool: ThreadPoolExecutor, gates: Gates) -> None:
+def test_reader_behind_a_waiting_writer_waits_for_it(
+    zk_client_factory: Factory, pool: ThreadPoolExecutor, gates: Gates
+) -> None:
     reader = RWMutex(zk_client_factory(), "/lock")
     reader.rlock(timeout=5)
     log: list[str] = []
@@ -175,7 +191,8 @@ def test_readers_hold_the_lock_together(zk_client_factory: Factory) -> None:
 
 
 def test_release_of_a_writer_wakes_exactly_one_of_ten_waiting_writers(
-        zk_client_factory: Factory, pool: ThreadPoolExecutor, gates: Gates) -> None:
+    zk_client_factory: Factory, pool: ThreadPoolExecutor, gates: Gates
+) -> None:
     holder, counters, log, go, futures = queue_behind_a_writer(zk_client_factory, pool, gates, "write")
     assert sum(c.count for c in counters) == 0
     holder.unlock()
@@ -191,7 +208,8 @@ def test_release_of_a_writer_wakes_exactly_one_of_ten_waiting_writers(
 
 
 def test_release_of_a_writer_wakes_the_ten_readers_behind_it_and_no_one_else(
-        zk_client_factory: Factory, pool: ThreadPoolExecutor, gates: Gates) -> None:
+    zk_client_factory: Factory, pool: ThreadPoolExecutor, gates: Gates
+) -> None:
     holder, counters, log, hold, readers = queue_behind_a_writer(zk_client_factory, pool, gates, "read")
     writer_client = zk_client_factory()
     writer_counter = WatchCounter(writer_client)
@@ -209,7 +227,8 @@ def test_release_of_a_writer_wakes_the_ten_readers_behind_it_and_no_one_else(
 
 
 def test_timeout_is_a_deadline_not_restarted_when_the_predecessor_changes(
-        zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+    zk_client_factory: Factory, pool: ThreadPoolExecutor
+) -> None:
     holder = RWMutex(zk_client_factory(), "/lock")
     holder.lock(timeout=5)
     impatient = RWMutex(zk_client_factory(), "/lock")
@@ -265,7 +284,8 @@ def test_not_reentrant_second_acquire_raises_instead_of_deadlocking(zk_client: K
 
 
 def test_acquire_in_progress_on_another_thread_counts_as_held(
-        zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
+    zk_client_factory: Factory, pool: ThreadPoolExecutor
+) -> None:
     holder = RWMutex(zk_client_factory(), "/lock")
     holder.lock(timeout=5)
     shared = RWMutex(zk_client_factory(), "/lock")
@@ -283,7 +303,7 @@ def test_fencing_tokens_grow_with_every_acquisition(zk_client_factory: Factory) 
     tokens = []
     for round_ in range(3):
         for m in mutexes:
-            with (m.write(timeout=5) if round_ != 1 else m.read(timeout=5)) as lease:
+            with m.write(timeout=5) if round_ != 1 else m.read(timeout=5) as lease:
                 tokens.append(lease.fencing_token)
                 assert m.fencing_token == lease.fencing_token
     assert tokens == sorted(tokens) and len(set(tokens)) == len(tokens)
@@ -291,15 +311,15 @@ def test_fencing_tokens_grow_with_every_acquisition(zk_client_factory: Factory) 
 
 def test_context_manager_releases_on_error(zk_client: KazooClient) -> None:
     mutex = RWMutex(zk_client, "/lock")
-    with pytest.raises(KeyError):
-        with mutex.write(timeout=5):
-            raise KeyError("boom")
+    with pytest.raises(KeyError), mutex.write(timeout=5):
+        raise KeyError("boom")
     assert mutex.held is None
     assert queue_names(zk_client) == []
 
 
 def test_holder_whose_session_expires_is_told_and_the_next_token_is_greater(
-        zk_client_factory: Factory, zk_hosts: str, zk_chroot: str) -> None:
+    zk_client_factory: Factory, zk_hosts: str, zk_chroot: str
+) -> None:
     holder_client = zk_client_factory()
     holder = RWMutex(holder_client, "/lock")
     lease = holder.lock(timeout=5)
@@ -326,15 +346,15 @@ def test_holder_whose_session_expires_is_told_and_the_next_token_is_greater(
 
 
 def test_with_block_raises_lock_lost_when_the_lock_was_lost_inside(
-        zk_client_factory: Factory, zk_hosts: str, zk_chroot: str) -> None:
+    zk_client_factory: Factory, zk_hosts: str, zk_chroot: str
+) -> None:
     client = zk_client_factory()
     mutex = RWMutex(client, "/lock")
-    with pytest.raises(LockLost):
-        with mutex.write(timeout=5) as lease:
-            session_id, password = client.client_id
-            thief = KazooClient(hosts=f"{zk_hosts}{zk_chroot}", client_id=(session_id, password), timeout=4)
-            thief.start(timeout=10)
-            thief.stop()
-            thief.close()
-            assert lease.wait_lost(10)
+    with pytest.raises(LockLost), mutex.write(timeout=5) as lease:
+        session_id, password = client.client_id
+        thief = KazooClient(hosts=f"{zk_hosts}{zk_chroot}", client_id=(session_id, password), timeout=4)
+        thief.start(timeout=10)
+        thief.stop()
+        thief.close()
+        assert lease.wait_lost(10)
     assert mutex.held is None

@@ -5,9 +5,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-from pathlib import Path
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 from kazoo.client import KazooClient
@@ -79,8 +80,9 @@ def test_barrier_at_above_and_below_target(zk_client_factory: Factory, pool: Thr
     assert a.counts() == {"s": 3}
 
 
-def test_signal_and_wait_releases_everybody_with_their_sequence(zk_client_factory: Factory,
-                                                                 pool: ThreadPoolExecutor) -> None:
+def test_signal_and_wait_releases_everybody_with_their_sequence(
+    zk_client_factory: Factory, pool: ThreadPoolExecutor
+) -> None:
     syncs = instances(zk_client_factory, 5)
     futures = [pool.submit(s.signal_and_wait, "ready", 5, 20) for s in syncs]
     assert sorted(settle(f) for f in futures) == [1, 2, 3, 4, 5]
@@ -105,8 +107,9 @@ def test_timeout_names_the_instances_that_never_arrived(zk_client_factory: Facto
     assert "i1" in str(info.value)
 
 
-def test_an_instance_that_dies_makes_waiters_fail_fast_with_its_id(zk_client_factory: Factory,
-                                                                    pool: ThreadPoolExecutor) -> None:
+def test_an_instance_that_dies_makes_waiters_fail_fast_with_its_id(
+    zk_client_factory: Factory, pool: ThreadPoolExecutor
+) -> None:
     syncs = joined(zk_client_factory, 3)
     waiters = [pool.submit(s.signal_and_wait, "done", 3, 60) for s in syncs[:2]]
     time.sleep(0.3)
@@ -119,8 +122,9 @@ def test_an_instance_that_dies_makes_waiters_fail_fast_with_its_id(zk_client_fac
     assert time.monotonic() - started < 30  # long before the 60 s timeout
 
 
-def test_a_dead_instance_that_had_signalled_does_not_fail_the_barrier(zk_client_factory: Factory,
-                                                                       pool: ThreadPoolExecutor) -> None:
+def test_a_dead_instance_that_had_signalled_does_not_fail_the_barrier(
+    zk_client_factory: Factory, pool: ThreadPoolExecutor
+) -> None:
     syncs = joined(zk_client_factory, 3)
     syncs[2].signal_entry("done")
     syncs[2].client.stop()
@@ -144,8 +148,9 @@ def test_abort_fails_every_waiter(zk_client_factory: Factory, pool: ThreadPoolEx
     assert time.monotonic() - started < 10
 
 
-def test_topics_keep_order_and_replay_for_late_subscribers(zk_client_factory: Factory,
-                                                           pool: ThreadPoolExecutor) -> None:
+def test_topics_keep_order_and_replay_for_late_subscribers(
+    zk_client_factory: Factory, pool: ThreadPoolExecutor
+) -> None:
     pub, early, late = instances(zk_client_factory, 3)
     live = early.subscribe("addrs", timeout=10)
     received = pool.submit(lambda: [next(live) for _ in range(5)])
@@ -251,7 +256,8 @@ def _lose_the_reply_of_the_first_signal(sync: Sync, after_landing: bool) -> list
 
 @pytest.mark.parametrize("after_landing", [True, False], ids=["landed", "not-sent"])
 def test_a_signal_whose_reply_is_lost_counts_once_with_its_true_number(
-        zk_client_factory: Factory, after_landing: bool) -> None:
+    zk_client_factory: Factory, after_landing: bool
+) -> None:
     a, b, c = instances(zk_client_factory, 3)
     assert a.signal_entry("s") == 1
     assert b.signal_entry("s") == 2
@@ -263,8 +269,9 @@ def test_a_signal_whose_reply_is_lost_counts_once_with_its_true_number(
     assert sorted(c._signalled("s", c._ops.default_deadline())) == ["i0", "i1", "i2"]
 
 
-def test_a_barrier_watches_only_the_entry_that_completes_its_count(zk_client_factory: Factory,
-                                                                  pool: ThreadPoolExecutor) -> None:
+def test_a_barrier_watches_only_the_entry_that_completes_its_count(
+    zk_client_factory: Factory, pool: ThreadPoolExecutor
+) -> None:
     from .conftest import RequestCounter
 
     a, b, c = instances(zk_client_factory, 3)
@@ -284,8 +291,9 @@ def test_a_barrier_watches_only_the_entry_that_completes_its_count(zk_client_fac
     assert counter.calls == ["Transaction", "Exists"]
 
 
-def test_an_idle_instance_does_not_relist_departures_until_its_next_barrier(zk_client_factory: Factory,
-                                                                           zk_client: KazooClient) -> None:
+def test_an_idle_instance_does_not_relist_departures_until_its_next_barrier(
+    zk_client_factory: Factory, zk_client: KazooClient
+) -> None:
     syncs = joined(zk_client_factory, 5)
     idle = syncs[1]
     sent = record_requests(idle.client)

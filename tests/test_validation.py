@@ -13,16 +13,32 @@ from zksync import Barrier, DoubleBarrier, InvalidArgument, RWMutex
 
 from .conftest import tree
 
-BAD_PATHS: list[Any] = ["", "relative/path", "/", "/trailing/", "//double", "/a/../b", "/a/./b", "/nul\x00",
-                        "/zookeeper/quota", None, 42, b"/bytes"]
+BAD_PATHS: list[Any] = [
+    "",
+    "relative/path",
+    "/",
+    "/trailing/",
+    "//double",
+    "/a/../b",
+    "/a/./b",
+    "/nul\x00",
+    "/zookeeper/quota",
+    None,
+    42,
+    b"/bytes",
+]
 
 
 @pytest.mark.parametrize("path", BAD_PATHS, ids=repr)
-@pytest.mark.parametrize("recipe", [
-    lambda c, p: RWMutex(c, p),
-    lambda c, p: Barrier(c, p),
-    lambda c, p: DoubleBarrier(c, p, 2),
-], ids=["RWMutex", "Barrier", "DoubleBarrier"])
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        lambda c, p: RWMutex(c, p),
+        lambda c, p: Barrier(c, p),
+        lambda c, p: DoubleBarrier(c, p, 2),
+    ],
+    ids=["RWMutex", "Barrier", "DoubleBarrier"],
+)
 def test_malformed_paths_are_refused(zk_client: KazooClient, recipe: Any, path: Any) -> None:
     before = tree(zk_client)
     with pytest.raises(InvalidArgument) as info:
@@ -92,8 +108,16 @@ def test_connect_refuses_an_empty_host_string() -> None:
 
 
 def test_errors_form_one_hierarchy() -> None:
-    for error in (zksync.InvalidArgument, zksync.Timeout, zksync.LockLost, zksync.AccessDenied,
-                  zksync.ConnectionLost, zksync.SessionExpired, zksync.AlreadyHeld, zksync.NotHeld):
+    for error in (
+        zksync.InvalidArgument,
+        zksync.Timeout,
+        zksync.LockLost,
+        zksync.AccessDenied,
+        zksync.ConnectionLost,
+        zksync.SessionExpired,
+        zksync.AlreadyHeld,
+        zksync.NotHeld,
+    ):
         assert issubclass(error, zksync.ZkSyncError)
     assert issubclass(zksync.Timeout, TimeoutError)
     assert issubclass(zksync.InvalidArgument, ValueError)

@@ -34,8 +34,14 @@ _RETRYABLE = (kz.ConnectionLoss, kz.OperationTimeoutError)
 def failed_step(results: list[Any]) -> Exception | None:
     """The step that made a kazoo transaction fail, or None when every step landed (kazoo
     reports the other steps as RolledBackError or RuntimeInconsistency)."""
-    return next((r for r in results if isinstance(r, Exception)
-                 and not isinstance(r, (kz.RolledBackError, kz.RuntimeInconsistency))), None)
+    return next(
+        (
+            r
+            for r in results
+            if isinstance(r, Exception) and not isinstance(r, (kz.RolledBackError, kz.RuntimeInconsistency))
+        ),
+        None,
+    )
 
 
 class _Expected(Exception):
@@ -95,15 +101,20 @@ class Ops:
     # ---- plumbing ----------------------------------------------------------------------
     def ensure_usable(self) -> None:
         if self.session.stopped():
-            raise InvalidArgument("the kazoo client is not started (call client.start() first)",
-                                  path=self.path, recipe=self.recipe)
+            raise InvalidArgument(
+                "the kazoo client is not started (call client.start() first)", path=self.path, recipe=self.recipe
+            )
 
     def default_deadline(self) -> Deadline:
         """For calls without a timeout argument: give up after one session timeout."""
         return Deadline(max(1.0, self.session.session_timeout))
 
-    def _once(self, start: Callable[[], IAsyncResult], deadline: Deadline,
-              on_abandon: Callable[[IAsyncResult], None] | None = None) -> Any:
+    def _once(
+        self,
+        start: Callable[[], IAsyncResult],
+        deadline: Deadline,
+        on_abandon: Callable[[IAsyncResult], None] | None = None,
+    ) -> Any:
         result = start()
         wait = deadline.remaining()
         if deadline.try_once:
@@ -116,9 +127,15 @@ class Ops:
                 on_abandon(result)
             raise Timeout("timed out waiting for ZooKeeper to answer", path=self.path, recipe=self.recipe) from None
 
-    def call(self, start: Callable[[], IAsyncResult], deadline: Deadline, *, retry: bool = True,
-             expected: tuple[type[Exception], ...] = (),
-             on_abandon: Callable[[IAsyncResult], None] | None = None) -> Any:
+    def call(
+        self,
+        start: Callable[[], IAsyncResult],
+        deadline: Deadline,
+        *,
+        retry: bool = True,
+        expected: tuple[type[Exception], ...] = (),
+        on_abandon: Callable[[IAsyncResult], None] | None = None,
+    ) -> Any:
         """Run one request; with ``retry``, repeat it on connection loss until the deadline.
 
         kazoo exceptions listed in ``expected`` reach the caller as they are (they are
@@ -151,16 +168,26 @@ class Ops:
 
     def _await_connection(self, deadline: Deadline) -> None:
         if not self.session.wait_connected(deadline):
-            raise Timeout("timed out waiting for the connection to ZooKeeper to come back",
-                          path=self.path, recipe=self.recipe)
+            raise Timeout(
+                "timed out waiting for the connection to ZooKeeper to come back", path=self.path, recipe=self.recipe
+            )
 
     # ---- the calls ---------------------------------------------------------------------
-    def get_children(self, path: str, deadline: Deadline, watch: Callable[[WatchedEvent], None] | None = None,
-                     *, missing_ok: bool = False) -> list[str]:
+    def get_children(
+        self,
+        path: str,
+        deadline: Deadline,
+        watch: Callable[[WatchedEvent], None] | None = None,
+        *,
+        missing_ok: bool = False,
+    ) -> list[str]:
         """Child names; with ``missing_ok``, [] when ``path`` does not exist."""
         try:
-            result: list[str] = self.call(lambda: self.client.get_children_async(path, watch), deadline,
-                                          expected=(kz.NoNodeError,) if missing_ok else ())
+            result: list[str] = self.call(
+                lambda: self.client.get_children_async(path, watch),
+                deadline,
+                expected=(kz.NoNodeError,) if missing_ok else (),
+            )
         except kz.NoNodeError:
             return []
         return result
@@ -170,8 +197,9 @@ class Ops:
         otherwise served from a member that may lag behind writes other clients saw succeed)."""
         self.call(lambda: self.client.sync_async(path), deadline)
 
-    def exists(self, path: str, deadline: Deadline, watch: Callable[[WatchedEvent], None] | None = None
-               ) -> ZnodeStat | None:
+    def exists(
+        self, path: str, deadline: Deadline, watch: Callable[[WatchedEvent], None] | None = None
+    ) -> ZnodeStat | None:
         result: ZnodeStat | None = self.call(lambda: self.client.exists_async(path, watch), deadline)
         return result
 
@@ -193,12 +221,14 @@ class Ops:
                 out.append(self.exists(path, deadline))
         return out
 
-    def get(self, path: str, deadline: Deadline, watch: Callable[[WatchedEvent], None] | None = None
-            ) -> tuple[bytes, ZnodeStat] | None:
+    def get(
+        self, path: str, deadline: Deadline, watch: Callable[[WatchedEvent], None] | None = None
+    ) -> tuple[bytes, ZnodeStat] | None:
         """Data and stat, or None when the node does not exist."""
         try:
-            result: tuple[bytes, ZnodeStat] = self.call(lambda: self.client.get_async(path, watch), deadline,
-                                                        expected=(kz.NoNodeError,))
+            result: tuple[bytes, ZnodeStat] = self.call(
+                lambda: self.client.get_async(path, watch), deadline, expected=(kz.NoNodeError,)
+            )
         except kz.NoNodeError:
             return None
         return result
@@ -206,33 +236,52 @@ class Ops:
     def delete(self, path: str, deadline: Deadline, version: int = -1) -> bool:
         """Delete ``path``; False when it was already gone (or changed, with a version)."""
         try:
-            self.call(lambda: self.client.delete_async(path, version), deadline,
-                      expected=(kz.NoNodeError, kz.BadVersionError))
+            self.call(
+                lambda: self.client.delete_async(path, version), deadline, expected=(kz.NoNodeError, kz.BadVersionError)
+            )
         except (kz.NoNodeError, kz.BadVersionError):
             return False
         return True
 
-    def create(self, path: str, deadline: Deadline, *, value: bytes = b"", acl: list[ACL] | None = None,
-               ephemeral: bool = False, sequence: bool = False, retry: bool = True
-               ) -> tuple[str, ZnodeStat] | None:
+    def create(
+        self,
+        path: str,
+        deadline: Deadline,
+        *,
+        value: bytes = b"",
+        acl: list[ACL] | None = None,
+        ephemeral: bool = False,
+        sequence: bool = False,
+        retry: bool = True,
+    ) -> tuple[str, ZnodeStat] | None:
         """Create ``path`` (and missing parents, with the same ACL); returns (path, stat),
         or None when the node already exists (never for sequential nodes)."""
+
         def start() -> IAsyncResult:
-            return self.client.create_async(path, value, acl=acl, ephemeral=ephemeral, sequence=sequence,
-                                            makepath=True, include_data=True)
+            return self.client.create_async(
+                path, value, acl=acl, ephemeral=ephemeral, sequence=sequence, makepath=True, include_data=True
+            )
+
         try:
-            result: tuple[str, ZnodeStat] = self.call(start, deadline, retry=retry, expected=(kz.NodeExistsError,),
-                                                      on_abandon=self._delete_if_created if ephemeral else None)
+            result: tuple[str, ZnodeStat] = self.call(
+                start,
+                deadline,
+                retry=retry,
+                expected=(kz.NodeExistsError,),
+                on_abandon=self._delete_if_created if ephemeral else None,
+            )
         except kz.NodeExistsError:
             return None
         return result
 
     def _delete_if_created(self, pending: IAsyncResult) -> None:
         """A create we gave up waiting for may still succeed later: delete what it makes."""
+
         def completed(result: IAsyncResult) -> None:
             if result.successful():
                 created = result.get()
                 self.client.delete_async(created[0] if isinstance(created, tuple) else created)
+
         pending.rawlink(completed)
 
     def ensure_path(self, path: str, deadline: Deadline, acl: list[ACL] | None = None) -> None:

@@ -178,8 +178,9 @@ class Attempt:
             release_node(self.ops, node, wait=CLEANUP_WAIT)
 
 
-def protected_create(ops: Ops, parent: str, pattern: str, deadline: Deadline, acl: list[ACL] | None,
-                     value: bytes = b"") -> Place:
+def protected_create(
+    ops: Ops, parent: str, pattern: str, deadline: Deadline, acl: list[ACL] | None, value: bytes = b""
+) -> Place:
     """Create an ephemeral-sequential child ``parent/pattern`` (``{guid}`` is filled with a
     fresh GUID) and survive a lost reply: after a connection loss, look for the GUID among the
     children and adopt the node only if our current session owns it."""
@@ -188,8 +189,7 @@ def protected_create(ops: Ops, parent: str, pattern: str, deadline: Deadline, ac
     tainted = False
     while True:
         try:
-            created = ops.create(prefix, deadline, value=value, acl=acl, ephemeral=True, sequence=True,
-                                 retry=False)
+            created = ops.create(prefix, deadline, value=value, acl=acl, ephemeral=True, sequence=True, retry=False)
             assert created is not None  # sequential creates never collide
             return Place(created[0], created[1], tainted)
         except ConnectionLost:
@@ -197,8 +197,9 @@ def protected_create(ops: Ops, parent: str, pattern: str, deadline: Deadline, ac
             if not ops.session.wait_connected(deadline):
                 # the create may have landed: whatever carries our GUID goes once we are back
                 sweep_later(ops, parent, guid)
-                raise Timeout("timed out waiting for the connection after a lost create",
-                              path=parent, recipe=ops.recipe) from None
+                raise Timeout(
+                    "timed out waiting for the connection after a lost create", path=parent, recipe=ops.recipe
+                ) from None
             found = _find_own(ops, parent, guid, deadline)
             if found is not None:
                 found.tainted = True
@@ -223,6 +224,7 @@ def sweep_later(ops: Ops, parent: str, guid: str) -> None:
     """After a lost create reply, a duplicate of our node may land late (the request was still
     in flight).  Remove any node carrying ``guid`` now, and again once a session timeout has
     passed, when no request of the old connection can still arrive."""
+
     def sweep() -> None:
         try:
             deadline = Deadline(ops.session.session_timeout)
@@ -242,8 +244,12 @@ def sweep_later(ops: Ops, parent: str, guid: str) -> None:
 
 def handed_over(event: WatchedEvent | None, blocker_path: str, blocker: Entry) -> bool:
     """Did ``event`` say that ``blocker`` left as an exclusive holder (see the module doc)?"""
-    return (event is not None and event.type == EventType.CHANGED and event.path == blocker_path
-            and blocker.kind in EXCLUSIVE_KINDS)
+    return (
+        event is not None
+        and event.type == EventType.CHANGED
+        and event.path == blocker_path
+        and blocker.kind in EXCLUSIVE_KINDS
+    )
 
 
 def place_name(place: Place) -> str:

@@ -51,8 +51,7 @@ _watches_lock = threading.Lock()
 def session_for(client: KazooClient, recipe: str = "zksync") -> SessionWatch:
     """The SessionWatch of ``client``, created on first use."""
     if not isinstance(client, KazooClient):
-        raise InvalidArgument(f"client must be a kazoo.client.KazooClient, not {type(client).__name__}",
-                              recipe=recipe)
+        raise InvalidArgument(f"client must be a kazoo.client.KazooClient, not {type(client).__name__}", recipe=recipe)
     with _watches_lock:
         watch = _watches.get(client)
         if watch is None:

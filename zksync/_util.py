@@ -80,8 +80,9 @@ def check_name(value: object, what: str, recipe: str) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidArgument(f"{what} must be a non-empty str, got {value!r}", recipe=recipe)
     if value in (".", "..") or not _SEGMENT.fullmatch(value) or len(value) > 200:
-        raise InvalidArgument(f"{what} must be one path segment without '/' or control characters: {value!r}",
-                              recipe=recipe)
+        raise InvalidArgument(
+            f"{what} must be one path segment without '/' or control characters: {value!r}", recipe=recipe
+        )
     return value
 
 

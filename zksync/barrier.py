@@ -9,16 +9,17 @@ Barrier
     returned anywhere sees the barrier set (plain ZooKeeper reads may lag behind).
 
 DoubleBarrier
-    Participants are ephemeral-sequential children ``{identifier}.{guid}.{seq}`` of ``path``.
-    An arrival creates its node, watches ``path/ready`` and reads the parent's child count (a
-    stat, not a listing) unless its sequence number shows it cannot be the Nth.  Only an arrival
-    that sees the count reach N lists the children; it creates ``path/ready`` describing the round: the sequence range of its N members (the N
-    lowest present), the few sequence numbers inside that range that are not members (late
+    Participants are ephemeral-sequential children ``{identifier}.{guid}.{seq}`` of
+    ``path``. An arrival creates its node, watches ``path/ready`` and reads the parent's
+    child count (a stat, not a listing) unless its sequence number shows it cannot be the
+    Nth.  Only an arrival that sees the count reach N lists the children; it creates
+    ``path/ready`` describing the round: the sequence range of its N members (the N lowest
+    present), the few sequence numbers inside that range that are not members (late
     duplicates of a create whose reply was lost), and the name of the lowest member, the
-    *monitor*.  Everybody else is woken by the creation of ``ready``.  A ``ready`` node left by
-    an earlier round never releases a newcomer (the newcomer's sequence is outside its range and
-    the node is older than the newcomer's; a ready node none of whose members is present is
-    stale and deleted), and the N+1st arrival waits for the next round.
+    *monitor*.  Everybody else is woken by the creation of ``ready``.  A ``ready`` node left
+    by an earlier round never releases a newcomer (the newcomer's sequence is outside its
+    range and the node is older than the newcomer's; a ready node none of whose members is
+    present is stale and deleted), and the N+1st arrival waits for the next round.
 
     On exit, every member but the monitor deletes its node and watches the monitor.  The
     monitor lists the members once, then waits for them to go, from the highest down (checks
@@ -91,8 +92,7 @@ class Barrier:
         with Waiter(self._ops.session) as waiter:
             while self._ops.exists(self._marker, deadline, watch=waiter.watch) is not None:
                 if not waiter.wait(deadline):
-                    raise Timeout("timed out waiting for the barrier to be unset", path=self.path,
-                                  recipe=self.recipe)
+                    raise Timeout("timed out waiting for the barrier to be unset", path=self.path, recipe=self.recipe)
                 if not self._ops.session.is_connected() and not self._ops.session.wait_connected(deadline):
                     raise Timeout("timed out waiting for the connection", path=self.path, recipe=self.recipe)
 
@@ -142,16 +142,19 @@ class _Round:
         return cls(low, high, excluded, chosen[0].name)
 
     def encode(self) -> bytes:
-        return json.dumps({"low": self.low, "high": self.high, "excluded": sorted(self.excluded),
-                           "monitor": self.monitor}, separators=(",", ":")).encode()
+        return json.dumps(
+            {"low": self.low, "high": self.high, "excluded": sorted(self.excluded), "monitor": self.monitor},
+            separators=(",", ":"),
+        ).encode()
 
     @classmethod
     def decode(cls, data: bytes) -> _Round | None:
         """None for anything unreadable: such a ready node is treated as stale."""
         try:
             raw = json.loads(data.decode())
-            return cls(int(raw["low"]), int(raw["high"]), frozenset(int(s) for s in raw["excluded"]),
-                       str(raw["monitor"]))
+            return cls(
+                int(raw["low"]), int(raw["high"]), frozenset(int(s) for s in raw["excluded"]), str(raw["monitor"])
+            )
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
@@ -166,12 +169,19 @@ class DoubleBarrier:
 
     recipe = "DoubleBarrier"
 
-    def __init__(self, client: KazooClient, path: str, participants: int, identifier: str | None = None,
-                 acl: list[ACL] | None = None) -> None:
+    def __init__(
+        self,
+        client: KazooClient,
+        path: str,
+        participants: int,
+        identifier: str | None = None,
+        acl: list[ACL] | None = None,
+    ) -> None:
         self.path = check_path(path, self.recipe)
         if isinstance(participants, bool) or not isinstance(participants, int) or participants < 1:
-            raise InvalidArgument(f"participants must be an int >= 1, got {participants!r}", path=self.path,
-                                  recipe=self.recipe)
+            raise InvalidArgument(
+                f"participants must be an int >= 1, got {participants!r}", path=self.path, recipe=self.recipe
+            )
         self.participants = participants
         if identifier is None:
             identifier = f"{socket.gethostname()}-{os.getpid()}"
@@ -266,8 +276,9 @@ class DoubleBarrier:
     def _begin(self, what: str, want_entered: bool) -> None:
         with self._state:
             if self._busy:
-                raise AlreadyHeld(f"another {what} is in progress on this DoubleBarrier", path=self.path,
-                                  recipe=self.recipe)
+                raise AlreadyHeld(
+                    f"another {what} is in progress on this DoubleBarrier", path=self.path, recipe=self.recipe
+                )
             if self.entered != want_entered:
                 if want_entered:
                     raise NotHeld("exit without enter", path=self.path, recipe=self.recipe)
@@ -319,28 +330,29 @@ class DoubleBarrier:
                             # one lists at once; give it a moment rather than list N names as well
                             deferred = True
                             remaining = deadline.remaining()
-                            waiter.wait(Deadline(LATER_ARRIVAL_WAIT if remaining is None
-                                                 else min(LATER_ARRIVAL_WAIT, remaining)))
+                            waiter.wait(
+                                Deadline(
+                                    LATER_ARRIVAL_WAIT if remaining is None else min(LATER_ARRIVAL_WAIT, remaining)
+                                )
+                            )
                             event = waiter.last
-                            ready_created = (event is not None and event.type == EventType.CREATED
-                                             and event.path == self._ready)
+                            ready_created = (
+                                event is not None and event.type == EventType.CREATED and event.path == self._ready
+                            )
                             continue
                         present, listing = self._present_members(node, deadline)
                         if len(present) >= self.participants:
                             chosen = present[: self.participants]
                             listed = _participants(listing, keep_duplicates=True)
-                            ops.create(self._ready, deadline, value=_Round.of(chosen, listed).encode(),
-                                       acl=self.acl)
+                            ops.create(self._ready, deadline, value=_Round.of(chosen, listed).encode(), acl=self.acl)
                             ready_created = True
                             continue
                 if not waiter.wait(deadline):
-                    raise Timeout("timed out waiting for participants to enter", path=self.path,
-                                  recipe=self.recipe)
+                    raise Timeout("timed out waiting for participants to enter", path=self.path, recipe=self.recipe)
                 if not ops.session.is_connected() and not ops.session.wait_connected(deadline):
                     raise Timeout("timed out waiting for the connection", path=self.path, recipe=self.recipe)
                 event = waiter.last
-                ready_created = (event is not None and event.type == EventType.CREATED
-                                 and event.path == self._ready)
+                ready_created = event is not None and event.type == EventType.CREATED and event.path == self._ready
 
     def _present_members(self, node: str, deadline: Deadline) -> tuple[list[_Participant], list[str]]:
         """The participants present now, in arrival order, and the child names they came from;
@@ -355,8 +367,9 @@ class DoubleBarrier:
                 ops.delete(f"{self.path}/{twin}", deadline)  # a late duplicate of ours
         listing = [n for n in names if _guid(n) != my_guid or n == my_name]
         if my_name not in listing:
-            raise Timeout("our participant node disappeared (session lost) while entering",
-                          path=self.path, recipe=self.recipe)
+            raise Timeout(
+                "our participant node disappeared (session lost) while entering", path=self.path, recipe=self.recipe
+            )
         return _participants(listing), listing
 
     def _await_departure(self, node: str, deadline: Deadline) -> None:
@@ -375,8 +388,11 @@ class DoubleBarrier:
                 path = f"{self.path}/{watched}"
                 if ops.exists(path, deadline, watch=waiter.watch) is not None:
                     if not waiter.wait(deadline):
-                        raise Timeout(f"timed out waiting for participants to exit (watching {watched})",
-                                      path=self.path, recipe=self.recipe)
+                        raise Timeout(
+                            f"timed out waiting for participants to exit (watching {watched})",
+                            path=self.path,
+                            recipe=self.recipe,
+                        )
                     event = waiter.last
                     if event is not None and event.type == EventType.CHANGED and event.path == path:
                         return  # the monitor saw every member go
@@ -397,8 +413,7 @@ class DoubleBarrier:
         """Wait for every other member to go, from the highest down; then leave, saying so."""
         ops = self._ops
         my_name = node.rsplit("/", 1)[1]
-        others = [p for p in _participants(ops.get_children(self.path, deadline))
-                  if p.seq in rnd and p.name != my_name]
+        others = [p for p in _participants(ops.get_children(self.path, deadline)) if p.seq in rnd and p.name != my_name]
         size = 1  # members checked at once: doubles while whole batches are gone, back to 1 after
         with Waiter(ops.session) as waiter:
             while others:
@@ -419,8 +434,9 @@ class DoubleBarrier:
                     continue
                 if not waiter.wait(deadline):
                     missing = ", ".join(p.name for p in others)
-                    raise Timeout(f"timed out waiting for participants to exit: {missing}", path=self.path,
-                                  recipe=self.recipe)
+                    raise Timeout(
+                        f"timed out waiting for participants to exit: {missing}", path=self.path, recipe=self.recipe
+                    )
                 if not ops.session.is_connected() and not ops.session.wait_connected(deadline):
                     raise Timeout("timed out waiting for the connection", path=self.path, recipe=self.recipe)
                 parent = ops.exists(self.path, deadline)
@@ -434,7 +450,7 @@ class DoubleBarrier:
         ops = self._ops
         stat = ops.exists(self._ready, deadline)
         ours = stat is not None and stat.czxid == self._ready_czxid
-        for with_ready in ((True, False) if ours else (False,)):
+        for with_ready in (True, False) if ours else (False,):
             transaction = ops.client.transaction()
             transaction.set_data(node, MONITOR_DONE)
             transaction.delete(node)

@@ -72,8 +72,10 @@ def _member_modes(state: dict[str, Any]) -> list[str]:
     for member in state["members"]:
         try:
             answer = four_letter("127.0.0.1", member["client_port"], "srvr", timeout=1.0)
-            mode = next((line.split(":", 1)[1].strip() for line in answer.splitlines() if line.startswith("Mode:")),
-                        "not serving")
+            mode = next(
+                (line.split(":", 1)[1].strip() for line in answer.splitlines() if line.startswith("Mode:")),
+                "not serving",
+            )
         except OSError:
             mode = "down"
         modes.append(mode)
@@ -101,15 +103,18 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
                 ensemble = Ensemble(args.size, directory=directory / "data").start()
             except EnsembleError as exc:
                 raise Exit(EXIT_ENSEMBLE, f"could not start the ensemble: {str(exc).splitlines()[0]}") from None
-            members = [{"myid": m.myid, "client_port": m.client_port, "pid": m.process.pid if m.process else 0}
-                       for m in ensemble.members]
+            members = [
+                {"myid": m.myid, "client_port": m.client_port, "pid": m.process.pid if m.process else 0}
+                for m in ensemble.members
+            ]
             (directory / "state.json").write_text(json.dumps({"hosts": ensemble.hosts, "members": members}))
             hosts = ensemble.hosts
             print(f"ensemble of {args.size} up", file=sys.stderr)
         print(f"export ZOOKEEPER_PEERS={hosts}")
         return 0
     if args.action == "down":
-        return 0 if _stop_ensemble(quiet=False) else 0
+        _stop_ensemble(quiet=False)
+        return 0
     state = _load_state()
     if state is None:
         print("no ensemble (zksync ensemble up starts one)")
@@ -170,8 +175,7 @@ class Instance:
         return kinds
 
     def record_crash(self, error: str, run_id: str, group: str) -> None:
-        entry = {"ts": time.time_ns(), "event": {"type": "crash", "error": error}, "group_id": group,
-                 "run_id": run_id}
+        entry = {"ts": time.time_ns(), "event": {"type": "crash", "error": error}, "group_id": group, "run_id": run_id}
         with open(self.directory / "run.out", "a") as f:
             f.write(json.dumps(entry) + "\n")
 
@@ -232,17 +236,23 @@ def _reach(hosts: str) -> KazooClient:
         raise Exit(EXIT_ENSEMBLE, f"cannot reach ZooKeeper at {hosts}: {exc}") from None
 
 
-def _run_instances(args: argparse.Namespace, plan: Path, params: dict[str, str], hosts: str,
-                   admin: KazooClient) -> int:
+def _run_instances(args: argparse.Namespace, plan: Path, params: dict[str, str], hosts: str, admin: KazooClient) -> int:
     run_id = args.run_id or datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     group = "single"
     case = args.case or "default"
     outputs = Path(args.outputs).resolve()
     namespace = f"{plan.stem}-{case}-{run_id}"
-    env_base = dict(os.environ, ZOOKEEPER_PEERS=hosts, TEST_PLAN=plan.stem, TEST_CASE=case, TEST_RUN=run_id,
-                    TEST_INSTANCE_COUNT=str(args.instances), TEST_GROUP_ID=group,
-                    TEST_GROUP_INSTANCE_COUNT=str(args.instances),
-                    TEST_INSTANCE_PARAMS="|".join(f"{k}={v}" for k, v in params.items()))
+    env_base = dict(
+        os.environ,
+        ZOOKEEPER_PEERS=hosts,
+        TEST_PLAN=plan.stem,
+        TEST_CASE=case,
+        TEST_RUN=run_id,
+        TEST_INSTANCE_COUNT=str(args.instances),
+        TEST_GROUP_ID=group,
+        TEST_GROUP_INSTANCE_COUNT=str(args.instances),
+        TEST_INSTANCE_PARAMS="|".join(f"{k}={v}" for k, v in params.items()),
+    )
     instances: list[Instance] = []
     started = time.monotonic()
     code = 0
@@ -252,9 +262,14 @@ def _run_instances(args: argparse.Namespace, plan: Path, params: dict[str, str],
             directory.mkdir(parents=True, exist_ok=True)
             env = dict(env_base, TEST_OUTPUTS_PATH=str(directory), TEST_INSTANCE_ID=f"{group}-{n}")
             with open(directory / "run.err", "wb") as err:
-                process = subprocess.Popen([sys.executable, str(plan)], env=env, stdout=err,
-                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                           start_new_session=True)
+                process = subprocess.Popen(
+                    [sys.executable, str(plan)],
+                    env=env,
+                    stdout=err,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
             instances.append(Instance(n, directory, process))
         code = _supervise(instances, args, run_id, group, started)
     except KeyboardInterrupt:
@@ -272,8 +287,7 @@ def _run_instances(args: argparse.Namespace, plan: Path, params: dict[str, str],
     return code
 
 
-def _supervise(instances: list[Instance], args: argparse.Namespace, run_id: str, group: str,
-               started: float) -> int:
+def _supervise(instances: list[Instance], args: argparse.Namespace, run_id: str, group: str, started: float) -> int:
     total = len(instances)
     last = ""
     while True:
@@ -287,8 +301,12 @@ def _supervise(instances: list[Instance], args: argparse.Namespace, run_id: str,
         failed = [i for i in done if i.code != 0]
         line = f"instances: {total} started, {len(done) - len(failed)} finished, {len(failed)} failed"
         if line != last:
-            print(("\r" if sys.stderr.isatty() else "") + line, end="" if sys.stderr.isatty() else "\n",
-                  file=sys.stderr, flush=True)
+            print(
+                ("\r" if sys.stderr.isatty() else "") + line,
+                end="" if sys.stderr.isatty() else "\n",
+                file=sys.stderr,
+                flush=True,
+            )
             last = line
         if len(done) == total:
             break
@@ -306,8 +324,11 @@ def _supervise(instances: list[Instance], args: argparse.Namespace, run_id: str,
     failed = [i for i in instances if i.code != 0]
     if failed and all("start" not in i.events() for i in instances):
         raise Exit(EXIT_PLAN, f"plan crashed before starting: {_last_line(instances[0].directory / 'run.err')}")
-    print(f"run {run_id}: {total - len(failed)} of {total} instances succeeded; outputs in "
-          f"{instances[0].directory.parent.parent}", file=sys.stderr)
+    print(
+        f"run {run_id}: {total - len(failed)} of {total} instances succeeded; outputs in "
+        f"{instances[0].directory.parent.parent}",
+        file=sys.stderr,
+    )
     return EXIT_FAILED if failed else 0
 
 
@@ -351,10 +372,15 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                 node = client.exists(f"{path}/{entry.name}")
                 if node is None:
                     continue
-                role = "holder" if position == 0 or (entry.kind == "read" and all(
-                    e.kind == "read" for e in queue[:position])) else "waiting"
-                print(f"  {role:7} {entry.kind:5} seq {entry.seq}  session 0x{node.ephemeralOwner:x}  "
-                      f"since {_since(node.ctime)}")
+                role = (
+                    "holder"
+                    if position == 0 or (entry.kind == "read" and all(e.kind == "read" for e in queue[:position]))
+                    else "waiting"
+                )
+                print(
+                    f"  {role:7} {entry.kind:5} seq {entry.seq}  session 0x{node.ephemeralOwner:x}  "
+                    f"since {_since(node.ctime)}"
+                )
         elif participants or READY in children:
             print(f"{path}: double barrier, {len(participants)} participant(s) present")
             for p in participants:
@@ -404,8 +430,9 @@ def cmd_lock(args: argparse.Namespace) -> int:
         try:
             lease = mutex.rlock(args.timeout) if args.read else mutex.lock(args.timeout)
         except Timeout:
-            raise Exit(EXIT_LOCK_TIMEOUT, f"could not acquire the lock on {args.path} within {args.timeout:g}s") \
-                from None
+            raise Exit(
+                EXIT_LOCK_TIMEOUT, f"could not acquire the lock on {args.path} within {args.timeout:g}s"
+            ) from None
         try:
             result = subprocess.run(command)
         except OSError as exc:
@@ -456,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     command: list[str] | None = None
     if argv[:1] == ["lock"] and "--" in argv:  # everything after -- belongs to the command
         cut = argv.index("--")
-        argv, command = argv[:cut], argv[cut + 1:]
+        argv, command = argv[:cut], argv[cut + 1 :]
     args = parser().parse_args(argv)
     if command is not None:
         args.command = command

@@ -90,8 +90,11 @@ def run_worker(index: int, hosts: str, path: str, workers: int, rounds: int, wri
                 with mutex.read(timeout=LOCK_TIMEOUT) as lease:
                     count, _ = decode_counter(client.get(counter_path)[0])
                     holders = readers_holding(mutex)
-                    say(name, f"read lock (shared, {holders} reader(s) holding) token={lease.fencing_token} "
-                              f"round {round_number}: counter is {count}")
+                    say(
+                        name,
+                        f"read lock (shared, {holders} reader(s) holding) token={lease.fencing_token} "
+                        f"round {round_number}: counter is {count}",
+                    )
                     time.sleep(READ_HOLD)
                 with mutex.write(timeout=LOCK_TIMEOUT) as lease:
                     old, new = increment(client, counter_path, lease.fencing_token)
@@ -164,8 +167,9 @@ def run_demo(hosts: str, workers: int, rounds: int) -> bool:
         context = multiprocessing.get_context("spawn")
         writes: WriteCounts = context.RawArray(ctypes.c_int, workers)
         processes = [
-            context.Process(target=worker_process, name=f"worker-{index}",
-                            args=(index, hosts, path, workers, rounds, writes))
+            context.Process(
+                target=worker_process, name=f"worker-{index}", args=(index, hosts, path, workers, rounds, writes)
+            )
             for index in range(workers)
         ]
         for process in processes:
@@ -187,8 +191,11 @@ def run_demo(hosts: str, workers: int, rounds: int) -> bool:
         if problems:
             say("demo", "FAILED: " + "; ".join(problems))
             return False
-        say("demo", f"OK: {workers} workers, {performed} writes, counter = {count}, no lost update "
-                    f"(last fencing token {last_token})")
+        say(
+            "demo",
+            f"OK: {workers} workers, {performed} writes, counter = {count}, no lost update "
+            f"(last fencing token {last_token})",
+        )
         return True
     finally:
         remove_tree(client, path)

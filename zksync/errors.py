@@ -31,16 +31,16 @@ from kazoo import exceptions as kz
 from kazoo.handlers.threading import KazooTimeoutError
 
 __all__ = [
-    "ZkSyncError",
+    "AccessDenied",
+    "AlreadyHeld",
+    "ConnectionLost",
     "InvalidArgument",
     "InvalidState",
-    "AlreadyHeld",
-    "NotHeld",
-    "Timeout",
-    "AccessDenied",
-    "ConnectionLost",
-    "SessionExpired",
     "LockLost",
+    "NotHeld",
+    "SessionExpired",
+    "Timeout",
+    "ZkSyncError",
     "translate",
 ]
 

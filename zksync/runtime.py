@@ -32,8 +32,17 @@ from kazoo.client import KazooClient
 
 from .errors import InvalidArgument
 
-ENV_VARS = ("TEST_PLAN", "TEST_CASE", "TEST_RUN", "TEST_INSTANCE_COUNT", "TEST_GROUP_ID",
-            "TEST_GROUP_INSTANCE_COUNT", "TEST_INSTANCE_PARAMS", "TEST_OUTPUTS_PATH", "TEST_INSTANCE_ID")
+ENV_VARS = (
+    "TEST_PLAN",
+    "TEST_CASE",
+    "TEST_RUN",
+    "TEST_INSTANCE_COUNT",
+    "TEST_GROUP_ID",
+    "TEST_GROUP_INSTANCE_COUNT",
+    "TEST_INSTANCE_PARAMS",
+    "TEST_OUTPUTS_PATH",
+    "TEST_INSTANCE_ID",
+)
 
 
 def parse_params(text: str) -> dict[str, str]:
@@ -92,16 +101,28 @@ class RunEnv:
 
     # ---- events ------------------------------------------------------------------------
     def _record(self, event: str, **fields: Any) -> None:
-        entry = {"ts": time.time_ns(), "event": {"type": event, **fields},
-                 "group_id": self.group_id, "run_id": self.test_run}
+        entry = {
+            "ts": time.time_ns(),
+            "event": {"type": event, **fields},
+            "group_id": self.group_id,
+            "run_id": self.test_run,
+        }
         self.outputs_path.mkdir(parents=True, exist_ok=True)
         with open(self._events, "a") as f:
             f.write(json.dumps(entry) + "\n")
 
     def record_start(self) -> None:
-        self._record("start", runenv={"plan": self.test_plan, "case": self.test_case, "run": self.test_run,
-                                      "instances": self.instance_count, "group": self.group_id,
-                                      "params": self.params})
+        self._record(
+            "start",
+            runenv={
+                "plan": self.test_plan,
+                "case": self.test_case,
+                "run": self.test_run,
+                "instances": self.instance_count,
+                "group": self.group_id,
+                "params": self.params,
+            },
+        )
 
     def record_message(self, message: str) -> None:
         self._record("message", message=message)

@@ -206,8 +206,7 @@ class RWMutex:
         lost = lease.lost
         self._release(mode)
         if lost:
-            raise LockLost(f"lock lost inside the block: {lease.lost_reason}", path=self.path,
-                           recipe=self.recipe)
+            raise LockLost(f"lock lost inside the block: {lease.lost_reason}", path=self.path, recipe=self.recipe)
 
     def _acquire(self, mode: str, timeout: float | None) -> Lease:
         deadline = Deadline(check_timeout(timeout))
@@ -215,8 +214,9 @@ class RWMutex:
         with self._state:
             if self._busy or self._lease is not None:
                 held = self._lease.mode if self._lease is not None else "a lock (acquiring)"
-                raise AlreadyHeld(f"this RWMutex already holds {held}; it is not reentrant",
-                                  path=self.path, recipe=self.recipe)
+                raise AlreadyHeld(
+                    f"this RWMutex already holds {held}; it is not reentrant", path=self.path, recipe=self.recipe
+                )
             self._busy = True
         try:
             return self._take(mode, deadline)

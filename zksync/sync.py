@@ -141,8 +141,9 @@ class Subscription:
             if name is not None:
                 found = ops.get(f"{self._path}/{name}", deadline)
                 if found is None:
-                    raise InvalidState(f"message {self._next} of {self._path} was deleted", path=self._path,
-                                       recipe="Sync")
+                    raise InvalidState(
+                        f"message {self._next} of {self._path} was deleted", path=self._path, recipe="Sync"
+                    )
                 self._next += 1
                 return json.loads(found[0].decode())
             if not self._waiter.wait(deadline) or self._closed.is_set():
@@ -164,19 +165,22 @@ class Sync:
 
     recipe = "Sync"
 
-    def __init__(self, client: KazooClient, namespace: str, instance_id: str | None = None,
-                 instance_count: int | None = None) -> None:
+    def __init__(
+        self, client: KazooClient, namespace: str, instance_id: str | None = None, instance_count: int | None = None
+    ) -> None:
         self.namespace = check_name(namespace, "namespace", self.recipe)
-        self.instance_id = check_name(instance_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
-                                      "instance_id", self.recipe)
+        self.instance_id = check_name(
+            instance_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}", "instance_id", self.recipe
+        )
         self.root = f"{ROOT}/{self.namespace}"
         self._ops = Ops(client, self.recipe, self.root)
         self.client = client
         self._joined = False
         self._join_lock = threading.Lock()
         self._presence: str | None = None
-        if instance_count is not None and (isinstance(instance_count, bool) or not isinstance(instance_count, int)
-                                           or instance_count < 1):
+        if instance_count is not None and (
+            isinstance(instance_count, bool) or not isinstance(instance_count, int) or instance_count < 1
+        ):
             raise InvalidArgument(f"instance_count must be an int >= 1, got {instance_count!r}", recipe=self.recipe)
         self.instance_count = instance_count
         self._trouble_lock = threading.Lock()
@@ -256,8 +260,9 @@ class Sync:
 
         run = os.environ.get("TEST_RUN")
         if not run:
-            raise InvalidArgument("TEST_RUN is not set: from_env needs Testground's TEST_* variables",
-                                  recipe=cls.recipe)
+            raise InvalidArgument(
+                "TEST_RUN is not set: from_env needs Testground's TEST_* variables", recipe=cls.recipe
+            )
         parts = [os.environ.get("TEST_PLAN", "plan"), os.environ.get("TEST_CASE", "case"), run]
         namespace = "-".join(p.replace("/", "_") for p in parts)
         instance = os.environ.get("TEST_INSTANCE_ID") or None
@@ -276,8 +281,9 @@ class Sync:
             if ops.exists(f"{self.root}/signalled", deadline) is None:  # made last: the layout is there
                 for part in ("left", "aborted", "states", "signalled"):
                     ops.ensure_path(f"{self.root}/{part}", deadline)
-            created = ops.create(f"{self.root}/instances/p-", deadline, value=self.instance_id.encode(),
-                                 ephemeral=True, sequence=True)
+            created = ops.create(
+                f"{self.root}/instances/p-", deadline, value=self.instance_id.encode(), ephemeral=True, sequence=True
+            )
             assert created is not None
             self._presence = created[0]
             self._trouble_armed = {"left": False, "aborted": False}
@@ -381,6 +387,7 @@ class Sync:
 
         def relist_newest() -> None:
             """The newest sequence was consumed by a departure: find the newest instance by listing."""
+
             def newest_listed(result: Any) -> None:
                 try:
                     names = _presences(result.get())
@@ -435,8 +442,9 @@ class Sync:
                 results = ops.commit(transaction, deadline)
             except ConnectionLost:  # the reply was lost: did the transaction land?
                 if not ops.session.wait_connected(deadline):
-                    raise Timeout("timed out waiting for the connection after a lost signal", path=entries,
-                                  recipe=self.recipe) from None
+                    raise Timeout(
+                        "timed out waiting for the connection after a lost signal", path=entries, recipe=self.recipe
+                    ) from None
                 landed = ops.exists(record, deadline)
                 if landed is None:
                     continue  # it did not (and a late copy can no longer land: the record would exist)
@@ -452,8 +460,9 @@ class Sync:
                     made = ops.commit(layout, deadline)
                 except ConnectionLost:  # making directories is idempotent: just go round again
                     if not ops.session.wait_connected(deadline):
-                        raise Timeout("timed out waiting for the connection", path=entries,
-                                      recipe=self.recipe) from None
+                        raise Timeout(
+                            "timed out waiting for the connection", path=entries, recipe=self.recipe
+                        ) from None
                     continue
                 if any(isinstance(r, NoNodeError) for r in made):  # the run's layout itself is missing
                     ops.ensure_path(entries, deadline)
@@ -475,16 +484,14 @@ class Sync:
             middle = (low + high) // 2
             stat = self._ops.exists(f"{entries}/{names[middle]}", deadline)
             if stat is None:
-                raise InvalidState(f"entry {names[middle]} of {entries} was deleted", path=entries,
-                                   recipe=self.recipe)
+                raise InvalidState(f"entry {names[middle]} of {entries} was deleted", path=entries, recipe=self.recipe)
             if stat.czxid == czxid:
                 return _seq(names[middle]) + 1
             if stat.czxid < czxid:
                 low = middle + 1
             else:
                 high = middle - 1
-        raise InvalidState(f"the entry of a landed signal is missing from {entries}", path=entries,
-                           recipe=self.recipe)
+        raise InvalidState(f"the entry of a landed signal is missing from {entries}", path=entries, recipe=self.recipe)
 
     def barrier(self, state: str, target: int, timeout: float | None = None) -> None:
         """Return once at least ``target`` signals of ``state`` were made.
@@ -507,9 +514,13 @@ class Sync:
             self._await_target(state, target, deadline)
         except Timeout as exc:  # the wait, or a request, ran out of time: say who is missing
             missing = self._missing(state)
-            raise SyncTimeout(f"timed out waiting for {target} instances in state {state!r}; "
-                              f"not signalled: {', '.join(missing) or 'unknown instances'}", missing,
-                              path=f"{self.root}/states/{state}", recipe=self.recipe) from exc
+            raise SyncTimeout(
+                f"timed out waiting for {target} instances in state {state!r}; "
+                f"not signalled: {', '.join(missing) or 'unknown instances'}",
+                missing,
+                path=f"{self.root}/states/{state}",
+                recipe=self.recipe,
+            ) from exc
 
     def _await_target(self, state: str, target: int, deadline: Deadline) -> None:
         ops = self._ops
@@ -528,8 +539,9 @@ class Sync:
                         aborted = f"{self.root}/aborted/{state}"
                         abort = ops.get(aborted, deadline)
                         reason = abort[0].decode(errors="replace") if abort is not None else "aborted"
-                        raise BarrierAborted(f"state {state!r} was aborted: {reason}", reason, path=aborted,
-                                             recipe=self.recipe)
+                        raise BarrierAborted(
+                            f"state {state!r} was aborted: {reason}", reason, path=aborted, recipe=self.recipe
+                        )
                     gone = self._gone
                     if gone and gone != checked_gone:
                         self._fail_if_lost(state, target, gone, deadline)
@@ -584,8 +596,12 @@ class Sync:
             joined = set(ops.get_children(f"{self.root}/joined", deadline, missing_ok=True))
             if max(self.instance_count, len(joined)) - len(lost) >= target:
                 return
-        raise ParticipantLost(f"instances gone before signalling {state!r}: {', '.join(lost)}", lost,
-                              path=f"{self.root}/states/{state}", recipe=self.recipe)
+        raise ParticipantLost(
+            f"instances gone before signalling {state!r}: {', '.join(lost)}",
+            lost,
+            path=f"{self.root}/states/{state}",
+            recipe=self.recipe,
+        )
 
     def _signalled(self, state: str, deadline: Deadline) -> set[str]:
         names = self._ops.get_children(f"{self.root}/signalled/{state}", deadline, missing_ok=True)
@@ -604,8 +620,9 @@ class Sync:
         """Append ``payload`` (JSON-serialisable) to ``topic``; returns its 1-based sequence."""
         topic = check_name(topic, "topic", self.recipe)
         data = _encode(payload, "payload")
-        created = self._ops.create(f"{self.root}/topics/{topic}/m-{uuid.uuid4().hex}-", self._deadline(timeout),
-                                   value=data, sequence=True)
+        created = self._ops.create(
+            f"{self.root}/topics/{topic}/m-{uuid.uuid4().hex}-", self._deadline(timeout), value=data, sequence=True
+        )
         assert created is not None
         return _seq(created[0]) + 1
 
@@ -618,16 +635,14 @@ class Sync:
         self._ops.ensure_usable()
         return Subscription(self, topic, start, check_timeout(timeout))
 
-    def publish_and_wait(self, topic: str, payload: Any, state: str, target: int,
-                         timeout: float | None = None) -> int:
+    def publish_and_wait(self, topic: str, payload: Any, state: str, target: int, timeout: float | None = None) -> int:
         """Publish, then signal ``state`` and wait for ``target``; every error passes through."""
         deadline = Deadline(check_timeout(timeout))
         seq = self.publish(topic, payload, deadline.remaining())
         self.signal_and_wait(state, target, deadline.remaining())
         return seq
 
-    def publish_subscribe(self, topic: str, payload: Any, timeout: float | None = None
-                          ) -> tuple[int, Subscription]:
+    def publish_subscribe(self, topic: str, payload: Any, timeout: float | None = None) -> tuple[int, Subscription]:
         """Publish, then subscribe to the whole topic (including our own payload)."""
         seq = self.publish(topic, payload, timeout)
         return seq, self.subscribe(topic, 1, timeout)
@@ -643,8 +658,9 @@ class Sync:
         deadline = Deadline(check_timeout(timeout))
         base = f"{self.root}/exchange/{key}"
         if self._ops.create(f"{base}/{self.instance_id}", deadline, value=value) is None:
-            raise InvalidState(f"instance {self.instance_id} already contributed to exchange {key!r}",
-                               path=base, recipe=self.recipe)
+            raise InvalidState(
+                f"instance {self.instance_id} already contributed to exchange {key!r}", path=base, recipe=self.recipe
+            )
         self.signal_and_wait(f"exchange.{key}", participants, deadline.remaining())
         result = {}
         for name in self._ops.get_children(base, deadline):
@@ -675,8 +691,11 @@ class Sync:
             if found is not None and f"{self.root}/instances/{name}" != self._presence:
                 others.append(found[0].decode(errors="replace"))
         if others:
-            raise InvalidState(f"run {self.namespace!r} still has live instances: {', '.join(sorted(others))}",
-                               path=self.root, recipe=self.recipe)
+            raise InvalidState(
+                f"run {self.namespace!r} still has live instances: {', '.join(sorted(others))}",
+                path=self.root,
+                recipe=self.recipe,
+            )
         self.leave()
         for attempt in range(5):  # a last bookkeeping write may land while we delete
             try:
@@ -697,4 +716,4 @@ class Sync:
         return Deadline(checked) if checked is not None else self._ops.default_deadline()
 
 
-__all__ = ["Sync", "Subscription", "ParticipantLost", "BarrierAborted", "SyncTimeout"]
+__all__ = ["BarrierAborted", "ParticipantLost", "Subscription", "Sync", "SyncTimeout"]

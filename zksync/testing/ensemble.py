@@ -46,8 +46,9 @@ def find_classpath() -> str:
         # the jar's manifest names its dependencies; slf4j-simple makes the server log to stderr
         extra = [os.path.join(DEBIAN_JARS, "slf4j-simple.jar")]
         return os.pathsep.join([main] + [j for j in extra if os.path.exists(j)])
-    raise EnsembleError("no ZooKeeper found: install Debian's 'zookeeper' package or set ZOOKEEPER_HOME "
-                        "(run .ci/setup)")
+    raise EnsembleError(
+        "no ZooKeeper found: install Debian's 'zookeeper' package or set ZOOKEEPER_HOME (run .ci/setup)"
+    )
 
 
 def four_letter(host: str, port: int, command: str, timeout: float = 2.0) -> str:
@@ -97,8 +98,16 @@ class Member:
 class Ensemble:
     """A local ZooKeeper ensemble of ``size`` members (1 runs standalone)."""
 
-    def __init__(self, size: int = 3, *, host: str = "127.0.0.1", tick_time: int = 500, heap: str = "256m",
-                 directory: str | os.PathLike[str] | None = None, ports: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        size: int = 3,
+        *,
+        host: str = "127.0.0.1",
+        tick_time: int = 500,
+        heap: str = "256m",
+        directory: str | os.PathLike[str] | None = None,
+        ports: list[int] | None = None,
+    ) -> None:
         if size < 1:
             raise EnsembleError(f"size must be >= 1, got {size}")
         self.size = size
@@ -150,15 +159,25 @@ class Ensemble:
         if member.running:
             return
         command = [
-            "java", f"-Xmx{self.heap}", "-Xms16m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-            "-Xss512k", "-Djava.net.preferIPv4Stack=true", "-Dzookeeper.admin.enableServer=false",
+            "java",
+            f"-Xmx{self.heap}",
+            "-Xms16m",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-Xss512k",
+            "-Djava.net.preferIPv4Stack=true",
+            "-Dzookeeper.admin.enableServer=false",
             "-Dorg.slf4j.simpleLogger.showDateTime=true",
-            "-cp", self.classpath, SERVER_MAIN, str(member.directory / "zoo.cfg"),
+            "-cp",
+            self.classpath,
+            SERVER_MAIN,
+            str(member.directory / "zoo.cfg"),
         ]
         log = open(member.log_path, "ab")
         try:
-            member.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                              stdin=subprocess.DEVNULL, start_new_session=True)
+            member.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
         finally:
             log.close()
         if wait:

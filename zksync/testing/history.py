@@ -62,10 +62,13 @@ class Report:
 
     def summary(self, title: str = "") -> str:
         lines = [f"== {title} ==" if title else "== history =="]
-        lines.append(f"operations: {sum(self.operations.values())}  " +
-                     "  ".join(f"{k}={v}" for k, v in sorted(self.operations.items())))
-        lines.append(f"faults: {sum(self.faults.values())}  " +
-                     "  ".join(f"{k}={v}" for k, v in sorted(self.faults.items())))
+        lines.append(
+            f"operations: {sum(self.operations.values())}  "
+            + "  ".join(f"{k}={v}" for k, v in sorted(self.operations.items()))
+        )
+        lines.append(
+            f"faults: {sum(self.faults.values())}  " + "  ".join(f"{k}={v}" for k, v in sorted(self.faults.items()))
+        )
         lines.append("violations: " + "  ".join(f"{k}={v}" for k, v in self.counts().items()))
         for kind, found in self.violations.items():
             for text in found[:3]:
@@ -126,7 +129,8 @@ def _check_blocking(events: list[Event], slack: float, report: Report) -> None:
             timeout = start.get("timeout")
             if timeout is not None and e["t"] - start["t"] > timeout + slack:
                 report.violations["blocked_past_timeout"].append(
-                    f"{e['proc']} {e['recipe']}.{e['type']} took {e['t'] - start['t']:.1f}s (timeout {timeout}s)")
+                    f"{e['proc']} {e['recipe']}.{e['type']} took {e['t'] - start['t']:.1f}s (timeout {timeout}s)"
+                )
         elif e["type"] == "hang":
             report.violations["blocked_past_timeout"].append(f"{e['proc']} {e.get('op')} never returned")
 
@@ -157,7 +161,7 @@ def _check_locks(events: list[Event], holds: list[_Hold], report: Report) -> Non
     for path, items in by_path.items():
         items.sort(key=lambda h: h.start)
         for i, a in enumerate(items):
-            for b in items[i + 1:]:
+            for b in items[i + 1 :]:
                 if b.start >= a.end:
                     continue  # b starts after a ended (sorted by start: later ones may still overlap a)
                 if a.proc == b.proc or (a.mode == "read" and b.mode == "read"):
@@ -165,23 +169,27 @@ def _check_locks(events: list[Event], holds: list[_Hold], report: Report) -> Non
                 kind = "writers_overlap" if a.mode == b.mode == "write" else "reader_writer_overlap"
                 report.violations[kind].append(
                     f"{path}: {a.proc}({a.mode} {a.token}) [{a.start:.2f},{a.end:.2f}] and "
-                    f"{b.proc}({b.mode} {b.token}) from {b.start:.2f}")
+                    f"{b.proc}({b.mode} {b.token}) from {b.start:.2f}"
+                )
         writes = [h for h in items if h.mode == "write"]
         highest = -1
         for hold in writes:
             if hold.token <= highest:
                 report.violations["token_order"].append(
-                    f"{path}: {hold.proc} granted token {hold.token} at {hold.start:.2f} after {highest}")
+                    f"{path}: {hold.proc} granted token {hold.token} at {hold.start:.2f} after {highest}"
+                )
             highest = max(highest, hold.token)
     grants = [(h.start, h.token, h.path, h.proc) for h in holds if h.mode == "write"]
     for e in events:
         if e["recipe"] == "lock" and e["type"] == "write" and e.get("accepted"):
-            newer = [g for g in grants if g[2] == e["path"] and g[1] > e["token"] and g[0] < e["t"]
-                     and g[3] != e["proc"]]
+            newer = [
+                g for g in grants if g[2] == e["path"] and g[1] > e["token"] and g[0] < e["t"] and g[3] != e["proc"]
+            ]
             if newer:
                 report.violations["stale_write_accepted"].append(
                     f"{e['path']}: {e['proc']} wrote with token {e['token']} at {e['t']:.2f} after "
-                    f"{newer[0][3]} was granted {newer[0][1]} at {newer[0][0]:.2f}")
+                    f"{newer[0][3]} was granted {newer[0][1]} at {newer[0][0]:.2f}"
+                )
 
 
 def _check_barrier(events: list[Event], report: Report) -> None:
@@ -209,7 +217,8 @@ def _check_barrier(events: list[Event], report: Report) -> None:
                 if lo <= start and e["t"] < hi:
                     report.violations["barrier_released_early"].append(
                         f"{e['path']}: {e['proc']} waited from {start:.2f} and returned at {e['t']:.2f} "
-                        f"while set [{lo:.2f},{hi:.2f}]")
+                        f"while set [{lo:.2f},{hi:.2f}]"
+                    )
                     break
 
 
@@ -224,8 +233,12 @@ def _check_double_barrier(events: list[Event], report: Report) -> None:
             lost[e["proc"]].append(e["t"])
         if e["recipe"] != "double":
             continue
-        table = {("enter", "invoke"): enter_invoke, ("enter", "ok"): enter_ok,
-                 ("exit", "invoke"): exit_invoke, ("exit", "ok"): exit_ok}.get((e["type"], e.get("phase", "")))
+        table = {
+            ("enter", "invoke"): enter_invoke,
+            ("enter", "ok"): enter_ok,
+            ("exit", "invoke"): exit_invoke,
+            ("exit", "ok"): exit_ok,
+        }.get((e["type"], e.get("phase", "")))
         if table is not None:
             table[e["path"]][e["proc"]] = e["t"]
     for path, oks in enter_ok.items():
@@ -234,7 +247,8 @@ def _check_double_barrier(events: list[Event], report: Report) -> None:
             if t < last_arrival:
                 late = max(enter_invoke[path], key=lambda p: enter_invoke[path][p])
                 report.violations["double_barrier_entered_early"].append(
-                    f"{path}: {proc} entered at {t:.2f} before {late} arrived at {last_arrival:.2f}")
+                    f"{path}: {proc} entered at {t:.2f} before {late} arrived at {last_arrival:.2f}"
+                )
     for path, oks in exit_ok.items():
         for proc, t in oks.items():
             for other, entered in enter_ok[path].items():
@@ -243,4 +257,5 @@ def _check_double_barrier(events: list[Event], report: Report) -> None:
                 left = exit_invoke[path].get(other, float("inf"))
                 if t < left and not any(entered <= lt for lt in lost[other]):
                     report.violations["double_barrier_left_early"].append(
-                        f"{path}: {proc} left at {t:.2f} while {other} was still inside (exit at {left:.2f})")
+                        f"{path}: {proc} left at {t:.2f} while {other} was still inside (exit at {left:.2f})"
+                    )

@@ -124,8 +124,7 @@ class LockDriver:
             lease.add_lost_callback(lambda lease: self.on_lost(lease.fencing_token))
             self.token = lease.fencing_token
             return lease.fencing_token
-        kind = {"write": self.client.WriteLock, "read": self.client.ReadLock,
-                "exclusive": self.client.Lock}[mode]
+        kind = {"write": self.client.WriteLock, "read": self.client.ReadLock, "exclusive": self.client.Lock}[mode]
         lock = kind(self.path)
         lock.acquire(timeout=timeout)
         self.kazoo_lock = lock
@@ -154,8 +153,16 @@ class LockDriver:
 
 # ---- the run --------------------------------------------------------------------------------
 class Run:
-    def __init__(self, impl: str, proxied: ProxiedEnsemble, ensemble: Ensemble | None, root: str,
-                 duration: float, rng: random.Random, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        impl: str,
+        proxied: ProxiedEnsemble,
+        ensemble: Ensemble | None,
+        root: str,
+        duration: float,
+        rng: random.Random,
+        verbose: bool = False,
+    ) -> None:
         self.impl = impl
         self.proxied = proxied
         self.ensemble = ensemble
@@ -193,8 +200,9 @@ class Run:
             self.clients.append(client)
         return client
 
-    def op(self, proc: str, recipe: str, type_: str, call: Callable[[], Any], timeout: float | None,
-           **fields: Any) -> Any:
+    def op(
+        self, proc: str, recipe: str, type_: str, call: Callable[[], Any], timeout: float | None, **fields: Any
+    ) -> Any:
         """Record invoke / ok / fail around ``call``; Hung propagates after a hang event."""
         self.record(proc, recipe, type_, phase="invoke", timeout=timeout, **fields)
         try:
@@ -247,8 +255,9 @@ class Run:
             time.sleep(self.rng.uniform(0, 0.03))
 
     def _lock_driver(self, proc: str, client: KazooClient, path: str) -> LockDriver:
-        return LockDriver(self.impl, client, path,
-                          lambda token: self.record(proc, "lock", "lost", path=path, token=token))
+        return LockDriver(
+            self.impl, client, path, lambda token: self.record(proc, "lock", "lost", path=path, token=token)
+        )
 
     def _acquire(self, proc: str, driver: LockDriver, path: str, mode: str, kind: str) -> int:
         self.record(proc, "lock", "acquire", phase="invoke", path=path, mode=kind, timeout=OP_TIMEOUT)
@@ -297,6 +306,7 @@ class Run:
                 def wait() -> None:
                     if not kbarrier.wait(3.0):
                         raise TimeoutError("kazoo Barrier.wait timed out")
+
             try:
                 self.op(proc, "barrier", "wait", wait, 3.0, path=path)
             except Hung:
@@ -413,8 +423,9 @@ class Run:
             workers.append((f"bwait{i}", self.barrier_waiter, ("/barrier",)))
         for i in range(3):
             workers.append((f"db{i}", self.double_worker, ("/double", 3)))
-        threads = [threading.Thread(target=fn, args=(name, *args), name=name, daemon=True)
-                   for name, fn, args in workers]
+        threads = [
+            threading.Thread(target=fn, args=(name, *args), name=name, daemon=True) for name, fn, args in workers
+        ]
         for thread in threads:
             thread.start()
         nemesis = threading.Thread(target=self.nemesis, daemon=True)
@@ -499,8 +510,10 @@ def environment() -> Iterator[tuple[ProxiedEnsemble, Ensemble | None]]:
 
 def table(reports: dict[str, Report]) -> str:
     names = list(reports)
-    rows = [("operations", [sum(r.operations.values()) for r in reports.values()]),
-             ("faults", [sum(r.faults.values()) for r in reports.values()])]
+    rows = [
+        ("operations", [sum(r.operations.values()) for r in reports.values()]),
+        ("faults", [sum(r.faults.values()) for r in reports.values()]),
+    ]
     kinds = sorted({k for r in reports.values() for k in r.faults})
     rows += [(f"  fault {k}", [r.faults.get(k, 0) for r in reports.values()]) for k in kinds]
     ok_ops = sorted({k for r in reports.values() for k in r.operations})
@@ -508,8 +521,10 @@ def table(reports: dict[str, Report]) -> str:
     for kind in reports[names[0]].violations:
         rows.append((f"violations: {kind}", [len(r.violations[kind]) for r in reports.values()]))
     width = max(len(label) for label, _ in rows)
-    out = [f"| {'':{width}} | " + " | ".join(f"{n:>8}" for n in names) + " |",
-           f"|{'-' * (width + 2)}|" + "|".join("-" * 10 for _ in names) + "|"]
+    out = [
+        f"| {'':{width}} | " + " | ".join(f"{n:>8}" for n in names) + " |",
+        f"|{'-' * (width + 2)}|" + "|".join("-" * 10 for _ in names) + "|",
+    ]
     out += [f"| {label:{width}} | " + " | ".join(f"{v:>8}" for v in values) + " |" for label, values in rows]
     return "\n".join(out)
 
@@ -544,8 +559,10 @@ def main(argv: list[str] | None = None) -> int:
             print(reports[impl].summary(impl), flush=True)
     if len(reports) > 1:
         print(table(reports))
-    summary = {impl: {"operations": sum(r.operations.values()), "faults": dict(r.faults),
-                      "violations": r.counts()} for impl, r in reports.items()}
+    summary = {
+        impl: {"operations": sum(r.operations.values()), "faults": dict(r.faults), "violations": r.counts()}
+        for impl, r in reports.items()
+    }
     print("summary: " + json.dumps(summary, sort_keys=True))
     return 1 if any(not reports[i].ok for i in judged) else 0
 

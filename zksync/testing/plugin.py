@@ -56,8 +56,9 @@ def time_scale() -> float:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("zksync", "ZooKeeper ensemble for tests")
     group.addoption("--zk-size", type=int, default=None, help="members of the local ensemble (default 3)")
-    group.addoption("--zk-session-timeout", type=float, default=None,
-                    help="session timeout of test clients in seconds (default 4)")
+    group.addoption(
+        "--zk-session-timeout", type=float, default=None, help="session timeout of test clients in seconds (default 4)"
+    )
     parser.addini("zk_size", "members of the local ensemble", default="3")
     parser.addini("zk_session_timeout", "session timeout of test clients (seconds)", default="4")
 
@@ -110,8 +111,7 @@ def zk_chroot(request: pytest.FixtureRequest, zk_hosts: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def zk_client_factory(zk_hosts: str, zk_chroot: str, zk_session_timeout: float
-                      ) -> Iterator[Callable[..., KazooClient]]:
+def zk_client_factory(zk_hosts: str, zk_chroot: str, zk_session_timeout: float) -> Iterator[Callable[..., KazooClient]]:
     made: list[KazooClient] = []
 
     def make(hosts: str | None = None, **options: Any) -> KazooClient:

@@ -64,8 +64,10 @@ class ToxiproxyServer:
         self.host = host
         self.binary = binary or find_server()
         if self.binary is None:
-            raise ToxiproxyError("toxiproxy-server not found: run .ci/setup (builds it with go install), "
-                                 "or set TOXIPROXY_SERVER or TOXIPROXY")
+            raise ToxiproxyError(
+                "toxiproxy-server not found: run .ci/setup (builds it with go install), "
+                "or set TOXIPROXY_SERVER or TOXIPROXY"
+            )
         self.port = _free_port(host)
         self.process: subprocess.Popen[bytes] | None = None
         self._log = tempfile.NamedTemporaryFile(prefix="toxiproxy-", suffix=".log", delete=False)
@@ -76,9 +78,13 @@ class ToxiproxyServer:
 
     def start(self, timeout: float = 20.0) -> ToxiproxyServer:
         assert self.binary is not None
-        self.process = subprocess.Popen([self.binary, "-host", self.host, "-port", str(self.port)],
-                                        stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            [self.binary, "-host", self.host, "-port", str(self.port)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -197,8 +203,9 @@ class ProxiedEnsemble:
         for stream in ("upstream", "downstream"):
             with contextlib.suppress(Exception):
                 proxy.destroy_toxic(f"latency_{stream}")
-            proxy.add_toxic(name=f"latency_{stream}", type="latency", stream=stream,
-                            attributes={"latency": ms, "jitter": jitter})
+            proxy.add_toxic(
+                name=f"latency_{stream}", type="latency", stream=stream, attributes={"latency": ms, "jitter": jitter}
+            )
 
     @contextlib.contextmanager
     def cut(self, *members: int) -> Iterator[None]:
