@@ -14,8 +14,10 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import ConnectionLoss
 
 from zksync import Barrier, DoubleBarrier, RWMutex, Timeout
-from zksync._ops import Ops
-from zksync._queue import _find_own
+from zksync._core.queue import find_own
+from zksync._core.requests import Requests
+from zksync._drive.blocking import run
+from zksync._session import session_for
 from zksync._util import Deadline
 from zksync.testing import Ensemble
 
@@ -96,8 +98,8 @@ def test_a_node_with_our_guid_made_by_another_session_is_deleted_not_adopted(
     guid = "ab" * 16
     stranger = zk_client_factory()
     stranger.create(f"/lock/write-{guid}-", ephemeral=True, sequence=True, makepath=True)
-    ops = Ops(zk_client_factory(), "RWMutex", "/lock")
-    assert _find_own(ops, "/lock", guid, Deadline(5)) is None
+    session = session_for(zk_client_factory())
+    assert run(find_own(Requests(session, "RWMutex", "/lock"), "/lock", guid, Deadline(5)), session) is None
     assert zk_client.get_children("/lock") == []
 
 
@@ -270,7 +272,7 @@ def test_giving_up_after_a_lost_create_reply_still_removes_the_node_it_made(
     mutex.rlock(timeout=1)
     mutex.runlock()  # /lock exists now
     made = lose_next_create_reply(client)
-    session = mutex._ops.session
+    session = mutex._session
     original = session.wait_connected
     calls: list[int] = []
     acquiring = threading.get_ident()

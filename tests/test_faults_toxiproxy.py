@@ -206,7 +206,7 @@ def test_barrier_setter_partitioned_waiters_keep_waiting_until_unset_after_heali
     time.sleep(6)  # longer than the setter's session timeout
     assert not any(w.done() for w in waiters)
     zk_faults.heal()
-    wait_until(lambda: setter._ops.session.is_connected(), 20, "setter reconnected")
+    wait_until(lambda: setter._session.is_connected(), 20, "setter reconnected")
     assert setter.unset() is True
     for w in waiters:
         settle(w, 20)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zksync._queue import exclusive_rule, ordered, parse, shared_rule
+from zksync._core.queue import exclusive_rule, ordered, parse, shared_rule
 
 
 def name(kind: str, seq: int, guid: str | None = None) -> str:

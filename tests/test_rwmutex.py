@@ -233,7 +233,7 @@ def test_timeout_is_a_deadline_not_restarted_when_the_predecessor_changes(
     holder.lock(timeout=5)
     impatient = RWMutex(zk_client_factory(), "/lock")
     first_waiter = pool.submit(impatient.lock, 1.5)
-    wait_until(lambda: len(queue_names(holder._ops.client)) == 2)
+    wait_until(lambda: len(queue_names(holder._session.client)) == 2)
     patient = RWMutex(zk_client_factory(), "/lock")
     started = time.monotonic()
     with pytest.raises(Timeout):
@@ -242,7 +242,7 @@ def test_timeout_is_a_deadline_not_restarted_when_the_predecessor_changes(
     with pytest.raises(Timeout):
         settle(first_waiter)
     assert elapsed < 4.0
-    assert len(queue_names(holder._ops.client)) == 1  # both timed-out waiters removed their nodes
+    assert len(queue_names(holder._session.client)) == 1  # both timed-out waiters removed their nodes
     holder.unlock()
 
 
@@ -290,7 +290,7 @@ def test_acquire_in_progress_on_another_thread_counts_as_held(
     holder.lock(timeout=5)
     shared = RWMutex(zk_client_factory(), "/lock")
     waiting = pool.submit(shared.lock, 10)
-    wait_until(lambda: len(queue_names(holder._ops.client)) == 2)
+    wait_until(lambda: len(queue_names(holder._session.client)) == 2)
     with pytest.raises(AlreadyHeld):
         shared.rlock(timeout=1)
     holder.unlock()

@@ -239,18 +239,18 @@ def _lose_the_reply_of_the_first_signal(sync: Sync, after_landing: bool) -> list
     from zksync.errors import ConnectionLost
 
     ops = sync._ops
-    original = ops.call
+    original = ops.commit
     seen: list[str] = []
 
-    def lossy(start: Any, deadline: Any, **kwargs: Any) -> Any:
-        if getattr(start, "__name__", "") == "commit_async" and not seen:
+    def lossy(transaction: Any, deadline: Any) -> Any:
+        if not seen:
             seen.append("lost")
             if after_landing:
-                original(start, deadline, **kwargs)
+                original(transaction, deadline)
             raise ConnectionLost("connection to ZooKeeper lost (injected)", recipe="Sync")
-        return original(start, deadline, **kwargs)
+        return original(transaction, deadline)
 
-    ops.call = lossy  # type: ignore[method-assign]
+    ops.commit = lossy  # type: ignore[method-assign]
     return seen
 
 

@@ -89,7 +89,7 @@ class SessionWatch:
         self.client = client
         self._lock = threading.Lock()
         self._connected = threading.Event()
-        self._wakers: set[threading.Event] = set()
+        self._wakers: set[Callable[[], None]] = set()
         self._lost_callbacks: dict[int, LostCallback] = {}
         self._next_token = 0
         self._generation = 0  # bumps every time the session is (declared) lost
@@ -126,17 +126,23 @@ class SessionWatch:
     def is_connected(self) -> bool:
         return self._connected.is_set() and not self._locally_lost
 
+    def link_up(self) -> bool:
+        """Connected, whether or not the session was declared lost meanwhile."""
+        return self._connected.is_set()
+
     def stopped(self) -> bool:
         return bool(self.client._stopped.is_set())
 
     # ---- waiting -----------------------------------------------------------------------
-    def add_waker(self, event: threading.Event) -> None:
+    def add_waker(self, wake: Callable[[], None]) -> None:
+        """Call ``wake()`` on every connection state change (on kazoo's threads: it must not
+        block)."""
         with self._lock:
-            self._wakers.add(event)
+            self._wakers.add(wake)
 
-    def remove_waker(self, event: threading.Event) -> None:
+    def remove_waker(self, wake: Callable[[], None]) -> None:
         with self._lock:
-            self._wakers.discard(event)
+            self._wakers.discard(wake)
 
     def wait_connected(self, deadline: Deadline) -> bool:
         """Block until connected (True) or the deadline passes / the client stops (False)."""
@@ -163,6 +169,23 @@ class SessionWatch:
     def cancel_lost(self, token: int) -> None:
         with self._lock:
             self._lost_callbacks.pop(token, None)
+
+    def delete_soon(self, path: str) -> None:
+        """Delete ``path`` without waiting: now when connected, else once the connection is back."""
+        if self.stopped():
+            return  # closing the session removes ephemeral nodes
+        if not self._connected.is_set():
+            self.delete_when_connected(path)
+            return
+
+        def settled(result: Any) -> None:
+            if result.exception is not None and not isinstance(result.exception, NoNodeError):
+                self.delete_when_connected(path)
+
+        try:
+            self.client.delete_async(path).rawlink(settled)
+        except Exception:
+            self.delete_when_connected(path)
 
     def delete_when_connected(self, path: str) -> None:
         """Delete ``path`` once the connection is back (a no-op if the session is lost)."""
@@ -201,8 +224,8 @@ class SessionWatch:
                     fire, reason = self._take_callbacks(), "session expired"
                 self._locally_lost = False
                 run_deletes = False
-        for event in wakers:
-            event.set()
+        for wake in wakers:
+            wake()
         self._fire(fire, reason)
         if run_deletes:
             self._spawn(self._run_deferred_deletes)
@@ -215,8 +238,8 @@ class SessionWatch:
             fire = self._take_callbacks()
             wakers = list(self._wakers)
         log.warning("connection suspended for %.2fs: treating the session as lost", self.grace)
-        for event in wakers:
-            event.set()
+        for wake in wakers:
+            wake()
         self._fire(fire, f"connection suspended for more than {self.grace:.2f}s")
 
     def _take_callbacks(self) -> list[LostCallback]:

@@ -30,7 +30,7 @@ from typing import Any
 from kazoo.client import KazooClient
 
 from . import RWMutex, connect
-from ._queue import ordered
+from ._core.queue import ordered
 from .errors import ConnectionLost, InvalidArgument, Timeout, ZkSyncError
 from .runtime import parse_params
 from .testing.ensemble import Ensemble, EnsembleError, four_letter
@@ -353,8 +353,8 @@ def _since(ctime_ms: int) -> str:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from ._core.barrier import READY, SET_MARKER, _participants
     from ._util import check_path
-    from .barrier import READY, SET_MARKER, _participants
 
     path = check_path(args.path, "inspect")
     client = _reach(os.environ.get("ZOOKEEPER_PEERS", "").strip() or running_hosts() or "127.0.0.1:2181")

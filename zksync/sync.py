@@ -52,6 +52,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NodeExistsError, NoNodeError
 from kazoo.protocol.states import EventType, KazooState, WatchedEvent
 
+from ._core.effects import Create, Multi
 from ._ops import Ops, Waiter, failed_step
 from ._util import Deadline, check_name, check_timeout
 from .errors import ConnectionLost, InvalidArgument, InvalidState, Timeout, ZkSyncError, translate
@@ -435,9 +436,7 @@ class Sync:
         entries = f"{self.root}/states/{state}"
         record = f"{self.root}/signalled/{state}/{self.instance_id}.{uuid.uuid4().hex}"
         while True:
-            transaction = self.client.transaction()
-            transaction.create(f"{entries}/e-", self.instance_id.encode(), sequence=True)
-            transaction.create(record)
+            transaction = Multi((Create(f"{entries}/e-", self.instance_id.encode(), sequence=True), Create(record)))
             try:
                 results = ops.commit(transaction, deadline)
             except ConnectionLost:  # the reply was lost: did the transaction land?
@@ -453,9 +452,7 @@ class Sync:
             if failure is None:
                 return _seq(results[0]) + 1
             if isinstance(failure, NoNodeError):  # the first signal of this state: make its directories
-                layout = self.client.transaction()
-                layout.create(entries)
-                layout.create(record.rsplit("/", 1)[0])
+                layout = Multi((Create(entries), Create(record.rsplit("/", 1)[0])))
                 try:
                     made = ops.commit(layout, deadline)
                 except ConnectionLost:  # making directories is idempotent: just go round again

@@ -1,0 +1,266 @@
+"""The sequential-node queue shared by every lock-like recipe.
+
+The engine (:meth:`Attempt.take_place`) does the same thing for every recipe: create a
+protected ephemeral-sequential node, list the queue, ask the node's *kind* which single node
+blocks us, watch that one node, wait for the time left, and clean up on any failure.  A kind
+is a small value (:class:`Kind`): the name written into its nodes, whether its holder is
+exclusive, and its rule, a plain function of the entries ahead of ours.  So ordering is
+unit-tested on lists of names, and a new lock kind is a new value, not new code paths.
+
+Node names are ``{kind}-{guid}-{sequence}``: ``guid`` is fresh for every attempt, so after a
+lost create reply the engine finds its own node again, and a node of another session is never
+adopted.
+
+Hand-off.  A holder releases with one transaction, ``setData(node, "released")`` then
+``delete(node)``; a waiter watching that node with ``exists`` receives ``CHANGED`` (the first
+event of the transaction), while a node that goes away for any other reason (a waiter giving
+up, a crash, an expired session, ``break_lock``) gives ``DELETED``.  When the released node
+was an exclusive holder, nothing ahead of it was left when it was granted, and nodes ahead of
+ours can only disappear (sequence numbers grow), so the waiter that watched it may proceed
+without listing the queue again: a contended acquisition costs create, getChildren, exists
+and the release, and the hand-off is one write plus one notification.  Anything else
+(``DELETED``, a shared holder's release, a connection event) makes the waiter list the queue
+again.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from kazoo.protocol.states import EventType, WatchedEvent, ZnodeStat
+from kazoo.security import ACL
+
+from .._util import Deadline
+from ..errors import ConnectionLost, Timeout
+from .effects import WATCH, Forget, Machine, Release, Sweep
+from .requests import Requests
+
+RELEASE_WAIT = 5.0  # seconds a release waits for the server's answer before deferring
+CLEANUP_WAIT = 1.0  # the same after a failed or timed-out attempt: the caller's error must not wait long
+HANDOFF_DATA = b"released"  # written by a holder's release, in the same transaction as the delete
+
+_NAME = re.compile(r"^(?P<kind>[a-z]+)-(?P<guid>[0-9a-f]{32})-(?P<seq>\d{10,})$")
+
+
+@dataclass(frozen=True, order=True)
+class Entry:
+    """One node of a queue, ordered by its sequence number."""
+
+    seq: int
+    kind: str
+    guid: str
+    name: str
+
+
+# A rule gets the entries ahead of ours (in queue order) and names the one to wait for.
+Rule = Callable[[Sequence[Entry]], "Entry | None"]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A lock kind: ``name`` goes into its node names; an ``exclusive`` holder had nothing
+    ahead of it when granted; ``rule`` names the entry that blocks a node of this kind."""
+
+    name: str
+    exclusive: bool
+    rule: Rule
+
+
+def parse(name: str) -> Entry | None:
+    """The entry a child name stands for; None for names that are not ours."""
+    match = _NAME.match(name)
+    if match is None:
+        return None
+    return Entry(int(match["seq"]), match["kind"], match["guid"], name)
+
+
+def ordered(children: Sequence[str], keep_duplicates: bool = False) -> list[Entry]:
+    """Our entries in queue order.  A create whose reply was lost can land twice (the request
+    was still in flight when we looked for it); both nodes carry the attempt's GUID, and only
+    the first counts: later duplicates are dropped here and deleted by their owner."""
+    entries = [entry for entry in map(parse, children) if entry is not None]
+    entries.sort()
+    if keep_duplicates:
+        return entries
+    seen: set[str] = set()
+    unique = []
+    for entry in entries:
+        if entry.guid not in seen:
+            seen.add(entry.guid)
+            unique.append(entry)
+    return unique
+
+
+def exclusive_rule(ahead: Sequence[Entry]) -> Entry | None:
+    """Writers (and plain mutexes): wait for the immediate predecessor, whatever its kind."""
+    return ahead[-1] if ahead else None
+
+
+def shared_rule(ahead: Sequence[Entry]) -> Entry | None:
+    """Readers: wait for the nearest exclusive holder or waiter ahead; shared ones do not block."""
+    for entry in reversed(ahead):
+        if is_exclusive(entry.kind):
+            return entry
+    return None
+
+
+KINDS: dict[str, Kind] = {}
+
+
+def register(kind: Kind) -> Kind:
+    """Make ``kind`` known to every queue (its name must be new)."""
+    if kind.name in KINDS:
+        raise ValueError(f"lock kind {kind.name!r} is already registered")
+    KINDS[kind.name] = kind
+    return kind
+
+
+def is_exclusive(kind_name: str) -> bool:
+    kind = KINDS.get(kind_name)
+    return kind is not None and kind.exclusive
+
+
+WRITE = register(Kind("write", exclusive=True, rule=exclusive_rule))
+READ = register(Kind("read", exclusive=False, rule=shared_rule))
+
+
+@dataclass
+class Place:
+    """Our node in a queue once the rule lets us through."""
+
+    path: str
+    stat: ZnodeStat
+    tainted: bool = False  # a create's reply was lost: a duplicate may still land later
+
+
+class Attempt:
+    """One attempt to take a place in a queue; ``lost`` is set when the session is lost."""
+
+    def __init__(self, requests: Requests, queue: str, kind: Kind, acl: list[ACL] | None) -> None:
+        self.requests = requests
+        self.queue = queue
+        self.kind = kind
+        self.acl = acl
+        self.node: str | None = None
+        self.lost = False
+        self.tainted_guids: list[str] = []
+
+    def take_place(self, deadline: Deadline) -> Machine[Place]:
+        """Wait until the rule lets us through; on failure our node is removed."""
+        try:
+            return (yield from self._queue_up(deadline))
+        except BaseException:
+            yield from self._forget_node()
+            for guid in self.tainted_guids:
+                yield Sweep(self.queue, guid)
+            raise
+
+    def _queue_up(self, deadline: Deadline) -> Machine[Place]:
+        requests = self.requests
+        while True:
+            if self.lost or self.node is None:
+                yield from self._forget_node()
+                self.lost = False
+                yield from requests.await_connection(deadline)
+                place = yield from self._create(deadline)
+            own = parse(place_name(place))
+            assert own is not None
+            entries = yield from self._listing(own, deadline)
+            mine = next((i for i, e in enumerate(entries) if e.name == own.name), None)
+            if mine is None:  # our node is gone (session expired, or removed by hand)
+                self.node = None
+                continue
+            blocker = self.kind.rule(entries[:mine])
+            if blocker is None:
+                return place
+            blocker_path = f"{self.queue}/{blocker.name}"
+            yield Forget()
+            if (yield from requests.exists(blocker_path, deadline, watch=WATCH)) is None:
+                continue  # it went away between the listing and the watch
+            event = yield from requests.wait(deadline, f"waiting for {blocker.name}")
+            if handed_over(event, blocker_path, blocker) and not self.lost:
+                return place
+
+    def _listing(self, own: Entry, deadline: Deadline) -> Machine[list[Entry]]:
+        """The queue in order, without late duplicates of our own node (deleted on sight)."""
+        everything = ordered((yield from self.requests.get_children(self.queue, deadline)), keep_duplicates=True)
+        for twin in [e for e in everything if e.guid == own.guid and e.name != own.name]:
+            yield from self.requests.delete(f"{self.queue}/{twin.name}", deadline)  # a late duplicate of ours
+        return ordered([e.name for e in everything if e.guid != own.guid or e.name == own.name])
+
+    def _create(self, deadline: Deadline) -> Machine[Place]:
+        place = yield from protected_create(
+            self.requests, self.queue, f"{self.kind.name}-{{guid}}-", deadline, self.acl
+        )
+        self.node = place.path
+        if place.tainted:
+            own = parse(place_name(place))
+            assert own is not None
+            self.tainted_guids.append(own.guid)
+        return place
+
+    def _forget_node(self) -> Machine[None]:
+        node, self.node = self.node, None
+        if node is not None:
+            yield Release(node, CLEANUP_WAIT)
+
+
+def protected_create(
+    requests: Requests, parent: str, pattern: str, deadline: Deadline, acl: list[ACL] | None, value: bytes = b""
+) -> Machine[Place]:
+    """Create an ephemeral-sequential child ``parent/pattern`` (``{guid}`` is filled with a
+    fresh GUID) and survive a lost reply: after a connection loss, look for the GUID among the
+    children and adopt the node only if our current session owns it."""
+    guid = uuid.uuid4().hex
+    prefix = f"{parent}/{pattern.replace('{guid}', guid)}"
+    tainted = False
+    while True:
+        try:
+            created = yield from requests.create(
+                prefix, deadline, value=value, acl=acl, ephemeral=True, sequence=True, retry=False
+            )
+            assert created is not None  # sequential creates never collide
+            return Place(created[0], created[1], tainted)
+        except ConnectionLost:
+            tainted = True
+            try:
+                yield from requests.await_connection(deadline)
+            except Timeout:
+                # the create may have landed: whatever carries our GUID goes once we are back
+                yield Sweep(parent, guid)
+                raise requests.timeout("waiting for the connection after a lost create", parent) from None
+            found = yield from find_own(requests, parent, guid, deadline)
+            if found is not None:
+                found.tainted = True
+                return found
+
+
+def find_own(requests: Requests, parent: str, guid: str, deadline: Deadline) -> Machine[Place | None]:
+    owner = requests.session.session_id
+    for name in (yield from requests.get_children(parent, deadline, missing_ok=True)):
+        if guid not in name:
+            continue
+        path = f"{parent}/{name}"
+        stat = yield from requests.exists(path, deadline)
+        if stat is not None and stat.ephemeralOwner == owner:
+            return Place(path, stat)
+        if stat is not None:  # made by a session that is no longer ours: never adopt it
+            yield from requests.delete(path, deadline)
+    return None
+
+
+def handed_over(event: WatchedEvent | None, blocker_path: str, blocker: Entry) -> bool:
+    """Did ``event`` say that ``blocker`` left as an exclusive holder (see the module doc)?"""
+    return (
+        event is not None
+        and event.type == EventType.CHANGED
+        and event.path == blocker_path
+        and is_exclusive(blocker.kind)
+    )
+
+
+def place_name(place: Place) -> str:
+    return place.path.rsplit("/", 1)[1]

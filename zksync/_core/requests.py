@@ -1,0 +1,280 @@
+"""The request layer, as machines: every ZooKeeper call a recipe makes goes through here.
+
+* each call is bounded by a :class:`Deadline` (kazoo's synchronous calls wait forever while
+  the client is disconnected);
+* idempotent calls are retried on connection loss, once the connection is back, with
+  ``tenacity`` (the only retry loop in the package);
+* kazoo's exceptions become zksync errors at this one boundary;
+* the *wait step* (wait for a watch, make sure the connection is back, or time out naming the
+  recipe) is written here once, for every recipe.
+
+Every method is a generator to be run with ``yield from`` inside a recipe's machine (see
+:mod:`zksync._core.effects`); none does I/O itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from kazoo import exceptions as kz
+from kazoo.protocol.states import WatchedEvent, ZnodeStat
+from kazoo.security import ACL
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_none
+from tenacity.stop import stop_base
+
+from .._util import Deadline
+from ..errors import InvalidArgument, SessionExpired, Timeout, translate
+from .effects import (
+    AwaitConnected,
+    Create,
+    Delete,
+    EnsurePath,
+    Exists,
+    Get,
+    GetChildren,
+    Machine,
+    Multi,
+    NoAnswer,
+    Request,
+    Send,
+    SendMany,
+    SyncPath,
+    Wait,
+    WatchSpec,
+)
+
+RETRYABLE = (kz.ConnectionLoss, kz.OperationTimeoutError)
+LostCallback = Callable[[str], None]
+
+
+class Session(Protocol):
+    """What the machines may ask of the session (kept by :mod:`zksync._session`): plain reads
+    and registrations, never a blocking call."""
+
+    @property
+    def session_timeout(self) -> float: ...
+
+    @property
+    def session_id(self) -> int | None: ...
+
+    def is_connected(self) -> bool: ...
+
+    def stopped(self) -> bool: ...
+
+    def on_lost(self, callback: LostCallback) -> int: ...
+
+    def cancel_lost(self, token: int) -> None: ...
+
+    def delete_soon(self, path: str) -> None: ...
+
+
+def failed_step(results: list[Any]) -> Exception | None:
+    """The step that made a kazoo transaction fail, or None when every step landed (kazoo
+    reports the other steps as RolledBackError or RuntimeInconsistency)."""
+    return next(
+        (
+            r
+            for r in results
+            if isinstance(r, Exception) and not isinstance(r, (kz.RolledBackError, kz.RuntimeInconsistency))
+        ),
+        None,
+    )
+
+
+class _Expected(Exception):
+    """Carries an expected kazoo exception past the translation boundary."""
+
+    def __init__(self, exc: Exception) -> None:
+        super().__init__(exc)
+        self.exc = exc
+
+
+class _StopAtDeadline(stop_base):
+    def __init__(self, deadline: Deadline) -> None:
+        self.deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self.deadline.expired()
+
+
+class Requests:
+    """ZooKeeper calls for one recipe object, bounded, retried and translated."""
+
+    def __init__(self, session: Session, recipe: str, path: str) -> None:
+        self.session = session
+        self.recipe = recipe
+        self.path = path
+
+    # ---- plumbing ----------------------------------------------------------------------
+    def ensure_usable(self) -> None:
+        if self.session.stopped():
+            raise InvalidArgument(
+                "the kazoo client is not started (call client.start() first)", path=self.path, recipe=self.recipe
+            )
+
+    def default_deadline(self) -> Deadline:
+        """For calls without a timeout argument: give up after one session timeout."""
+        return Deadline(max(1.0, self.session.session_timeout))
+
+    def timeout(self, what: str, path: str | None = None) -> Timeout:
+        return Timeout(f"timed out {what}", path=path or self.path, recipe=self.recipe)
+
+    def _once(self, request: Request, deadline: Deadline, abandon: bool) -> Machine[Any]:
+        try:
+            return (yield Send(request, deadline, abandon))
+        except NoAnswer:
+            # kazoo still holds the request and may send it once reconnected
+            raise self.timeout("waiting for ZooKeeper to answer") from None
+
+    def call(
+        self,
+        request: Request,
+        deadline: Deadline,
+        *,
+        retry: bool = True,
+        expected: tuple[type[Exception], ...] = (),
+        abandon_cleanup: bool = False,
+    ) -> Machine[Any]:
+        """Run one request; with ``retry``, repeat it on connection loss until the deadline.
+
+        kazoo exceptions listed in ``expected`` reach the caller as they are (they are
+        answers, such as NoNodeError, not failures); all others are translated.
+        """
+        self.ensure_usable()
+        try:
+            with translate(self.path, self.recipe):
+                try:
+                    if not retry:
+                        return (yield from self._once(request, deadline, abandon_cleanup))
+                    try:  # the common case: answered at the first try, no retry machinery
+                        return (yield from self._once(request, deadline, abandon_cleanup))
+                    except RETRYABLE:
+                        if deadline.expired():
+                            raise
+                    result: Any = None
+                    for attempt in Retrying(
+                        retry=retry_if_exception_type(RETRYABLE),
+                        stop=_StopAtDeadline(deadline),
+                        wait=wait_none(),
+                        sleep=lambda seconds: None,
+                        reraise=True,
+                    ):
+                        with attempt:
+                            yield from self.await_connection(deadline)
+                            result = yield from self._once(request, deadline, abandon_cleanup)
+                    return result
+                except expected as exc:
+                    raise _Expected(exc) from None
+        except _Expected as wrapped:
+            raise wrapped.exc from None
+
+    def await_connection(self, deadline: Deadline) -> Machine[None]:
+        """Return once connected; :class:`Timeout` at the deadline."""
+        if self.session.stopped():
+            raise SessionExpired("the client was stopped", path=self.path, recipe=self.recipe)
+        if not (yield AwaitConnected(deadline)):  # (answered at once by the driver when connected)
+            raise self.timeout("waiting for the connection to ZooKeeper to come back")
+
+    def wait(self, deadline: Deadline, what: str | Callable[[], str]) -> Machine[WatchedEvent | None]:
+        """The wait step of every recipe: wait for a watch of ours (or a connection change),
+        then make sure the connection is back.  Returns the watch event (None when the wake
+        came from the connection); :class:`Timeout` naming ``what`` at the deadline."""
+        wake = yield Wait(deadline)
+        if wake is None:
+            raise self.timeout(what if isinstance(what, str) else what())
+        if not self.session.is_connected():
+            yield from self.await_connection(deadline)
+        return wake.event
+
+    # ---- the calls ---------------------------------------------------------------------
+    def get_children(
+        self, path: str, deadline: Deadline, watch: WatchSpec = None, *, missing_ok: bool = False
+    ) -> Machine[list[str]]:
+        """Child names; with ``missing_ok``, [] when ``path`` does not exist."""
+        try:
+            result: list[str] = yield from self.call(
+                GetChildren(path, watch), deadline, expected=(kz.NoNodeError,) if missing_ok else ()
+            )
+        except kz.NoNodeError:
+            return []
+        return result
+
+    def sync(self, path: str, deadline: Deadline) -> Machine[None]:
+        """Bring our member up to date with the leader before a read (ZooKeeper reads are
+        otherwise served from a member that may lag behind writes other clients saw succeed)."""
+        yield from self.call(SyncPath(path), deadline)
+
+    def exists(self, path: str, deadline: Deadline, watch: WatchSpec = None) -> Machine[ZnodeStat | None]:
+        result: ZnodeStat | None = yield from self.call(Exists(path, watch), deadline)
+        return result
+
+    def commit(self, transaction: Multi, deadline: Deadline) -> Machine[list[Any]]:
+        """Send a transaction once (a committed transaction cannot be sent again: on a lost
+        connection the caller decides what to do) and return its per-step results."""
+        results: list[Any] = yield from self.call(transaction, deadline, retry=False)
+        return results
+
+    def exists_many(self, paths: list[str], deadline: Deadline) -> Machine[list[ZnodeStat | None]]:
+        """``exists`` of every path, pipelined: all requests sent at once, then each answer
+        awaited (one that meets a connection loss is asked again on its own)."""
+        self.ensure_usable()
+        outcomes: list[Any] = yield SendMany(tuple(Exists(path) for path in paths), deadline)
+        out: list[ZnodeStat | None] = []
+        for path, outcome in zip(paths, outcomes):
+            if isinstance(outcome, RETRYABLE):
+                out.append((yield from self.exists(path, deadline)))
+            elif isinstance(outcome, NoAnswer):
+                raise self.timeout("waiting for ZooKeeper to answer")
+            elif isinstance(outcome, BaseException):
+                with translate(self.path, self.recipe):
+                    raise outcome
+            else:
+                out.append(outcome)
+        return out
+
+    def get(self, path: str, deadline: Deadline, watch: WatchSpec = None) -> Machine[tuple[bytes, ZnodeStat] | None]:
+        """Data and stat, or None when the node does not exist."""
+        try:
+            result: tuple[bytes, ZnodeStat] = yield from self.call(
+                Get(path, watch), deadline, expected=(kz.NoNodeError,)
+            )
+        except kz.NoNodeError:
+            return None
+        return result
+
+    def delete(self, path: str, deadline: Deadline, version: int = -1) -> Machine[bool]:
+        """Delete ``path``; False when it was already gone (or changed, with a version)."""
+        try:
+            yield from self.call(Delete(path, version), deadline, expected=(kz.NoNodeError, kz.BadVersionError))
+        except (kz.NoNodeError, kz.BadVersionError):
+            return False
+        return True
+
+    def create(
+        self,
+        path: str,
+        deadline: Deadline,
+        *,
+        value: bytes = b"",
+        acl: list[ACL] | None = None,
+        ephemeral: bool = False,
+        sequence: bool = False,
+        retry: bool = True,
+    ) -> Machine[tuple[str, ZnodeStat] | None]:
+        """Create ``path`` (and missing parents, with the same ACL); returns (path, stat),
+        or None when the node already exists (never for sequential nodes)."""
+        request = Create(path, value, acl, ephemeral, sequence)
+        try:
+            result: tuple[str, ZnodeStat] = yield from self.call(
+                request, deadline, retry=retry, expected=(kz.NodeExistsError,), abandon_cleanup=ephemeral
+            )
+        except kz.NodeExistsError:
+            return None
+        return result
+
+    def ensure_path(self, path: str, deadline: Deadline, acl: list[ACL] | None = None) -> Machine[None]:
+        yield from self.call(EnsurePath(path, acl), deadline)
+
+
+__all__ = ["RETRYABLE", "Requests", "Session", "failed_step"]

@@ -1,0 +1,1 @@
+"""Drivers: run the machines of zksync._core against a KazooClient (blocking threads, or asyncio)."""
