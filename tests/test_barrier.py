@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -14,8 +15,15 @@ from kazoo.client import KazooClient
 from zksync import AlreadyHeld, Barrier, DoubleBarrier, NotHeld, Timeout, ZkSyncError
 
 from .conftest import RequestCounter, WatchCounter, settle, tree, wait_until
+from .frontends import use_frontend
 
 Factory = Callable[..., KazooClient]
+
+
+@pytest.fixture(params=["blocking", "asyncio"], autouse=True)
+def frontend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every scenario of this file runs on both front-ends (see tests/frontends.py)."""
+    return use_frontend(request, sys.modules[__name__], monkeypatch)
 
 
 # ---- Barrier --------------------------------------------------------------------------------

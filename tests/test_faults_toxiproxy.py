@@ -7,6 +7,7 @@ can only reach member 1.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -21,8 +22,15 @@ from zksync.testing import Ensemble
 from zksync.testing.toxi import ProxiedEnsemble
 
 from .conftest import assert_still_exclusive, settle, tree, wait_until
+from .frontends import use_frontend
 
 Factory = Callable[..., KazooClient]
+
+
+@pytest.fixture(params=["blocking", "asyncio"], autouse=True)
+def frontend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every scenario of this file runs on both front-ends (see tests/frontends.py)."""
+    return use_frontend(request, sys.modules[__name__], monkeypatch)
 
 
 def through(factory: Factory, faults: ProxiedEnsemble, *members: int, timeout: float = 4) -> KazooClient:

@@ -1,0 +1,211 @@
+"""The blocking API over ``zksync.aio``, so that one scenario runs on both front-ends.
+
+Every call is a coroutine run on one event loop in a background thread; the test thread blocks
+on its result.  Several test threads calling at once are several coroutines on that loop: the
+recipes under test really run as asyncio code, with no thread of their own per waiter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import threading
+from collections.abc import Coroutine, Iterator
+from types import ModuleType
+from typing import Any, TypeVar
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.security import ACL
+
+import zksync
+import zksync.aio
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An event loop running in a daemon thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="test-event-loop", daemon=True)
+        self.thread.start()
+
+    def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+_loop: LoopThread | None = None
+
+
+def loop() -> LoopThread:
+    global _loop
+    if _loop is None:
+        _loop = LoopThread()
+    return _loop
+
+
+class Lease:
+    """An asyncio lease, with ``wait_lost`` blocking like the blocking API's."""
+
+    def __init__(self, lease: zksync.aio.Lease) -> None:
+        self.aio = lease
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.aio, name)
+
+    def wait_lost(self, timeout: float | None = None) -> bool:
+        return loop().call(self.aio.wait_lost(timeout))
+
+
+@contextlib.contextmanager
+def _blocking(manager: contextlib.AbstractAsyncContextManager[T]) -> Iterator[T]:
+    value = loop().call(manager.__aenter__())
+    try:
+        yield value
+    except BaseException:
+        kind, error, trace = sys.exc_info()
+        if not loop().call(manager.__aexit__(kind, error, trace)):
+            raise
+    else:
+        loop().call(manager.__aexit__(None, None, None))
+
+
+class RWMutex:
+    recipe = "RWMutex"
+
+    def __init__(self, client: KazooClient, path: str, acl: list[ACL] | None = None) -> None:
+        self.aio = zksync.aio.RWMutex(client, path, acl)
+        self.path = self.aio.path
+        self._session = self.aio._session
+
+    def lock(self, timeout: float | None = None) -> Lease:
+        return Lease(loop().call(self.aio.lock(timeout)))
+
+    def rlock(self, timeout: float | None = None) -> Lease:
+        return Lease(loop().call(self.aio.rlock(timeout)))
+
+    def unlock(self) -> None:
+        loop().call(self.aio.unlock())
+
+    def runlock(self) -> None:
+        loop().call(self.aio.runlock())
+
+    @contextlib.contextmanager
+    def write(self, timeout: float | None = None) -> Iterator[Lease]:
+        with _blocking(self.aio.write(timeout)) as lease:
+            yield Lease(lease)
+
+    @contextlib.contextmanager
+    def read(self, timeout: float | None = None) -> Iterator[Lease]:
+        with _blocking(self.aio.read(timeout)) as lease:
+            yield Lease(lease)
+
+    @property
+    def lease(self) -> Lease | None:
+        lease = self.aio.lease
+        return Lease(lease) if lease is not None else None
+
+    @property
+    def fencing_token(self) -> int | None:
+        return self.aio.fencing_token
+
+    @property
+    def held(self) -> str | None:
+        return self.aio.held
+
+    def check(self) -> None:
+        self.aio.check()
+
+    def queue(self, timeout: float | None = None) -> list[tuple[str, str]]:
+        return loop().call(self.aio.queue(timeout))
+
+    def break_lock(self, timeout: float | None = None) -> int:
+        return loop().call(self.aio.break_lock(timeout))
+
+
+class Barrier:
+    recipe = "Barrier"
+
+    def __init__(self, client: KazooClient, path: str, acl: list[ACL] | None = None) -> None:
+        self.aio = zksync.aio.Barrier(client, path, acl)
+        self.path = self.aio.path
+        self._session = self.aio._session
+
+    def set(self) -> bool:
+        return loop().call(self.aio.set())
+
+    def unset(self) -> bool:
+        return loop().call(self.aio.unset())
+
+    def is_set(self) -> bool:
+        return loop().call(self.aio.is_set())
+
+    def wait(self, timeout: float | None = None) -> None:
+        loop().call(self.aio.wait(timeout))
+
+
+class DoubleBarrier:
+    recipe = "DoubleBarrier"
+
+    def __init__(
+        self,
+        client: KazooClient,
+        path: str,
+        participants: int,
+        identifier: str | None = None,
+        acl: list[ACL] | None = None,
+    ) -> None:
+        self.aio = zksync.aio.DoubleBarrier(client, path, participants, identifier, acl)
+        self.path = self.aio.path
+        self.participants = self.aio.participants
+        self.identifier = self.aio.identifier
+        self._session = self.aio._session
+
+    @property
+    def entered(self) -> bool:
+        return self.aio.entered
+
+    @property
+    def node(self) -> str | None:
+        return self.aio.node
+
+    def enter(self, timeout: float | None = None) -> None:
+        loop().call(self.aio.enter(timeout))
+
+    def exit(self, timeout: float | None = None) -> None:
+        loop().call(self.aio.exit(timeout))
+
+    def present(self, timeout: float | None = None) -> list[str]:
+        return loop().call(self.aio.present(timeout))
+
+    def evict(self, identifier: str, timeout: float | None = None) -> int:
+        return loop().call(self.aio.evict(identifier, timeout))
+
+    def __enter__(self) -> DoubleBarrier:
+        self.enter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.exit()
+
+
+FRONTENDS = {
+    "blocking": {"RWMutex": zksync.RWMutex, "Barrier": zksync.Barrier, "DoubleBarrier": zksync.DoubleBarrier},
+    "asyncio": {"RWMutex": RWMutex, "Barrier": Barrier, "DoubleBarrier": DoubleBarrier},
+}
+
+
+def use_frontend(request: pytest.FixtureRequest, module: ModuleType, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Bind the recipe names of a test module to the front-end of this test's parameter."""
+    name: str = request.param
+    for recipe, implementation in FRONTENDS[name].items():
+        if hasattr(module, recipe):
+            monkeypatch.setattr(module, recipe, implementation)
+    return name
