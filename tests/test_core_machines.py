@@ -1,0 +1,270 @@
+"""The core's machines driven by hand: which request each sends next, and what it makes of a
+reply, a watch event, a deadline or a cancellation.  No server and no driver here: these
+tests pin the decisions; what the server does with them is shown by the real-ensemble suites.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from kazoo.exceptions import ConnectionLoss, NoNodeError
+from kazoo.protocol.states import EventType, KeeperState, WatchedEvent, ZnodeStat
+
+from zksync import Timeout
+from zksync._core.effects import (
+    WATCH,
+    AwaitConnected,
+    Create,
+    Exists,
+    Forget,
+    GetChildren,
+    Machine,
+    Release,
+    Send,
+    Sweep,
+    Wait,
+    Wake,
+)
+from zksync._core.lock import LeaseBase, LockEngine
+from zksync._core.queue import READ, WRITE
+from zksync._core.requests import Requests
+from zksync._util import Deadline
+
+GUID = "0" * 32
+
+
+class Session:
+    """The session facts a machine reads: set by the test."""
+
+    def __init__(self) -> None:
+        self.connected = True
+        self.lost: dict[int, Callable[[str], None]] = {}
+        self.deleted: list[str] = []
+
+    session_timeout = 4.0
+    session_id = 7
+
+    def is_connected(self) -> bool:
+        return self.connected
+
+    def stopped(self) -> bool:
+        return False
+
+    def on_lost(self, callback: Callable[[str], None]) -> int:
+        self.lost[len(self.lost) + 1] = callback
+        return len(self.lost)
+
+    def cancel_lost(self, token: int) -> None:
+        self.lost.pop(token, None)
+
+    def delete_soon(self, path: str) -> None:
+        self.deleted.append(path)
+
+
+def stat(czxid: int = 100) -> ZnodeStat:
+    return ZnodeStat(czxid, czxid, 0, 0, 0, 0, 0, 7, 0, 0, czxid)
+
+
+class Script:
+    """Steps a machine: ``expect`` the next effect, then answer it."""
+
+    def __init__(self, machine: Machine[Any]) -> None:
+        self.machine = machine
+        self.effect: Any = next(machine)
+        self.result: Any = None
+        self.done = False
+
+    def expect(self, kind: type, **fields: Any) -> Any:
+        effect = self.effect
+        inner = effect.request if isinstance(effect, Send) and kind is not Send else effect
+        assert isinstance(inner, kind), f"expected {kind.__name__}, got {effect!r}"
+        for name, value in fields.items():
+            assert getattr(inner, name) == value, f"{name}: {getattr(inner, name)!r} != {value!r}"
+        return inner
+
+    def answer(self, value: Any = None) -> None:
+        self._step(lambda: self.machine.send(value))
+
+    def fail(self, error: BaseException) -> None:
+        self._step(lambda: self.machine.throw(error))
+
+    def _step(self, step: Callable[[], Any]) -> None:
+        try:
+            self.effect = step()
+        except StopIteration as stop:
+            self.done, self.result, self.effect = True, stop.value, None
+
+
+def acquiring(kind: Any = WRITE, timeout: float | None = 10) -> tuple[Script, Session]:
+    session = Session()
+    engine = LockEngine(Requests(session, "RWMutex", "/lock"), None, LeaseBase)
+    return Script(engine.acquire(kind, timeout)), session
+
+
+def created(script: Script, seq: int) -> str:
+    """Answer the create of our node; returns its name."""
+    create = script.expect(Create, ephemeral=True, sequence=True)
+    name = f"{create.path.rsplit('/', 1)[1]}{seq:010d}"
+    script.answer((f"/lock/{name}", stat(100 + seq)))
+    return name
+
+
+def test_an_uncontended_writer_is_granted_after_create_and_one_listing() -> None:
+    script, _ = acquiring()
+    script.expect(AwaitConnected)
+    script.answer(True)
+    mine = created(script, 0)
+    script.expect(GetChildren, path="/lock")
+    script.answer([mine])
+    assert script.done and script.result.node == f"/lock/{mine}" and script.result.fencing_token == 100
+
+
+def waiting_behind(script: Script, ahead: list[str]) -> str:
+    script.expect(AwaitConnected)
+    script.answer(True)
+    mine = created(script, 5)
+    script.expect(GetChildren)
+    script.answer([*ahead, mine])
+    script.expect(Forget)
+    script.answer()
+    return mine
+
+
+def test_a_writer_watches_only_its_predecessor_and_takes_a_handoff_without_listing_again() -> None:
+    script, _ = acquiring()
+    holder, queued = f"write-{'a' * 32}-0000000001", f"write-{'b' * 32}-0000000003"
+    waiting_behind(script, [holder, queued])
+    script.expect(Exists, path=f"/lock/{queued}", watch=WATCH)
+    script.answer(stat())
+    script.expect(Wait)
+    script.answer(Wake(WatchedEvent(EventType.CHANGED, KeeperState.CONNECTED, f"/lock/{queued}")))
+    assert script.done  # a writer's release (CHANGED) hands over: no second listing
+
+
+def test_a_predecessor_that_vanishes_any_other_way_makes_the_writer_list_again() -> None:
+    script, _ = acquiring()
+    gone = f"write-{'b' * 32}-0000000003"
+    mine = waiting_behind(script, [gone])
+    script.expect(Exists, path=f"/lock/{gone}")
+    script.answer(stat())
+    script.expect(Wait)
+    script.answer(Wake(WatchedEvent(EventType.DELETED, KeeperState.CONNECTED, f"/lock/{gone}")))
+    script.expect(GetChildren)
+    script.answer([mine])
+    assert script.done
+
+
+def test_a_reader_waits_for_the_nearest_writer_and_a_readers_release_is_no_handoff() -> None:
+    script, _ = acquiring(READ)
+    writer, reader = f"write-{'a' * 32}-0000000001", f"read-{'b' * 32}-0000000002"
+    mine = waiting_behind(script, [writer, reader])
+    script.expect(Exists, path=f"/lock/{writer}")
+    script.answer(stat())
+    script.expect(Wait)
+    script.answer(Wake(None))  # a connection change
+    script.expect(GetChildren)
+    script.answer([reader, mine])
+    assert script.done  # the reader ahead does not block
+
+
+def test_a_deadline_that_passes_while_waiting_removes_our_node_and_raises_timeout() -> None:
+    script, session = acquiring()
+    holder = f"write-{'a' * 32}-0000000001"
+    mine = waiting_behind(script, [holder])
+    script.expect(Exists)
+    script.answer(stat())
+    script.expect(Wait)
+    with pytest.raises(Timeout, match=f"waiting for {holder}"):
+        script.answer(None)  # the deadline passed
+        script.expect(Release, node=f"/lock/{mine}")
+        script.answer()
+    assert session.lost == {}  # the loss callback is unregistered
+
+
+def test_a_cancellation_while_waiting_removes_our_node_and_passes_through() -> None:
+    script, session = acquiring()
+    mine = waiting_behind(script, [f"write-{'a' * 32}-0000000001"])
+    script.expect(Exists)
+    script.answer(stat())
+    script.expect(Wait)
+    script.fail(asyncio.CancelledError())
+    script.expect(Release, node=f"/lock/{mine}", handoff=False)
+    with pytest.raises(asyncio.CancelledError):
+        script.answer()
+    assert session.lost == {}
+
+
+def test_a_lost_create_reply_finds_our_own_node_by_its_guid_and_sweeps_duplicates_later() -> None:
+    script, _ = acquiring()
+    script.expect(AwaitConnected)
+    script.answer(True)
+    create = script.expect(Create)
+    script.fail(ConnectionLoss())
+    script.expect(AwaitConnected)
+    script.answer(True)
+    prefix = create.path.rsplit("/", 1)[1]
+    script.expect(GetChildren, path="/lock")
+    script.answer([f"{prefix}0000000004"])
+    script.expect(Exists, path=f"/lock/{prefix}0000000004")
+    script.answer(stat(104))  # ephemeralOwner 7: our session
+    script.expect(GetChildren)
+    script.answer([f"{prefix}0000000004"])
+    lease = script.result
+    assert script.done and lease.tainted and lease.fencing_token == 104
+
+
+def test_a_lost_create_whose_connection_does_not_come_back_schedules_a_sweep() -> None:
+    script, _ = acquiring(timeout=1)
+    script.expect(AwaitConnected)
+    script.answer(True)
+    create = script.expect(Create)
+    script.fail(ConnectionLoss())
+    script.expect(AwaitConnected)
+    script.answer(False)  # the deadline passed first
+    sweep = script.expect(Sweep, parent="/lock")
+    assert sweep.guid in create.path
+    with pytest.raises(Timeout):
+        script.answer()
+
+
+def test_losing_the_session_while_waiting_starts_over_with_a_new_node() -> None:
+    script, session = acquiring()
+    old = waiting_behind(script, [f"write-{'a' * 32}-0000000001"])
+    script.expect(Exists)
+    script.answer(stat())
+    script.expect(Wait)
+    (lost,) = session.lost.values()
+    lost("session expired")
+    script.answer(Wake(None))
+    script.expect(Release, node=f"/lock/{old}")  # in case the session survived after all
+    script.answer()
+    script.expect(AwaitConnected)
+    script.answer(True)
+    mine = created(script, 9)
+    script.expect(GetChildren)
+    script.answer([mine])
+    assert script.done and script.result.node == f"/lock/{mine}"
+
+
+def test_a_holder_told_of_a_loss_marks_its_lease_and_deletes_its_node_plainly() -> None:
+    script, session = acquiring()
+    script.expect(AwaitConnected)
+    script.answer(True)
+    mine = created(script, 0)
+    script.expect(GetChildren)
+    script.answer([mine])
+    lease = script.result
+    (lost,) = session.lost.values()
+    lost("connection suspended for more than 1.20s")
+    assert lease.lost and "suspended" in (lease.lost_reason or "")
+    assert session.deleted == [f"/lock/{mine}"]
+
+
+def test_a_missing_parent_is_an_answer_for_listings_that_allow_it() -> None:
+    requests = Requests(Session(), "RWMutex", "/lock")
+    script = Script(requests.get_children("/lock", Deadline(1), missing_ok=True))
+    script.fail(NoNodeError())
+    assert script.done and script.result == []
