@@ -15,6 +15,7 @@ from kazoo.client import KazooClient
 
 import zksync
 from zksync import BarrierAborted, InvalidArgument, ParticipantLost, Sync, SyncTimeout, Timeout
+from zksync._util import Deadline
 
 from .conftest import settle, tree, wait_until
 
@@ -238,19 +239,19 @@ def _lose_the_reply_of_the_first_signal(sync: Sync, after_landing: bool) -> list
     it landed (the server did it) or before it was sent (nothing happened)."""
     from zksync.errors import ConnectionLost
 
-    ops = sync._ops
-    original = ops.commit
+    requests = sync._core.requests
+    original = requests.commit
     seen: list[str] = []
 
     def lossy(transaction: Any, deadline: Any) -> Any:
         if not seen:
             seen.append("lost")
             if after_landing:
-                original(transaction, deadline)
+                yield from original(transaction, deadline)
             raise ConnectionLost("connection to ZooKeeper lost (injected)", recipe="Sync")
-        return original(transaction, deadline)
+        return (yield from original(transaction, deadline))
 
-    ops.commit = lossy  # type: ignore[method-assign]
+    requests.commit = lossy  # type: ignore[method-assign]
     return seen
 
 
@@ -266,7 +267,7 @@ def test_a_signal_whose_reply_is_lost_counts_once_with_its_true_number(
     assert seen == ["lost"]
     assert a.signal_entry("s") == 4  # dense: the lost reply neither doubled nor skipped a number
     assert a.counts() == {"s": 4}
-    assert sorted(c._signalled("s", c._ops.default_deadline())) == ["i0", "i1", "i2"]
+    assert sorted(c._run(c._core.states.signalled("s", Deadline(5)))) == ["i0", "i1", "i2"]
 
 
 def test_a_barrier_watches_only_the_entry_that_completes_its_count(

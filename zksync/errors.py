@@ -12,11 +12,11 @@
      +-- ConnectionLost         (also ConnectionError) the ensemble could not be reached
      |    +-- SessionExpired    the session is gone, and every ephemeral node with it
      +-- LockLost               a held lock (or barrier membership) can no longer be trusted
-     +-- ParticipantLost        (zksync.sync) an instance left without signalling a state
-     +-- BarrierAborted         (zksync.sync) somebody aborted the state
+     +-- ParticipantLost        (Sync) an instance left without signalling a state
+     +-- BarrierAborted         (Sync) somebody aborted the state
 
     Timeout
-     +-- SyncTimeout            (zksync.sync) a Sync barrier timed out; names the missing
+     +-- SyncTimeout            (Sync) a Sync barrier timed out; names the missing
 
 Every error carries the ``path`` it concerns (``None`` when there is none) and the
 ``recipe`` that raised it, so a log line says what was being coordinated.
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 from kazoo import exceptions as kz
 from kazoo.handlers.threading import KazooTimeoutError
@@ -94,6 +95,30 @@ class SessionExpired(ConnectionLost):
 class LockLost(ZkSyncError):
     """A held lock can no longer be trusted: the session expired, or the connection was
     suspended for so long that the server may already have expired it."""
+
+
+class ParticipantLost(ZkSyncError):
+    """Instances that joined are gone without signalling the state a barrier waits for."""
+
+    def __init__(self, message: str, instances: list[str], **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.instances = instances
+
+
+class BarrierAborted(ZkSyncError):
+    """Somebody aborted the state this barrier waits for."""
+
+    def __init__(self, message: str, reason: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.reason = reason
+
+
+class SyncTimeout(Timeout):
+    """A barrier timed out; ``missing`` names joined instances that had not signalled."""
+
+    def __init__(self, message: str, missing: list[str], **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.missing = missing
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ callable of a background owner.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -159,6 +160,40 @@ class AwaitConnected:
     deadline: Deadline
 
 
+class WakeHub:
+    """The wake-up functions of the machines that wait for news from one source (a cache kept
+    by a background watch, say).  Thread-safe; a wake-up function never blocks."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._wakes: set[Callable[[], None]] = set()
+
+    def add(self, wake: Callable[[], None]) -> None:
+        with self._lock:
+            self._wakes.add(wake)
+
+    def remove(self, wake: Callable[[], None]) -> None:
+        with self._lock:
+            self._wakes.discard(wake)
+
+    def listened(self) -> bool:
+        with self._lock:
+            return bool(self._wakes)
+
+    def wake_all(self) -> None:
+        with self._lock:
+            wakes = list(self._wakes)
+        for wake in wakes:
+            wake()
+
+
+@dataclass(frozen=True)
+class Listen:
+    """From now until the machine ends, news on ``hub`` wakes its :class:`Wait` too."""
+
+    hub: WakeHub
+
+
 @dataclass(frozen=True)
 class Release:
     """Delete our node, waiting up to ``wait`` seconds for the answer (deferred to the next
@@ -179,7 +214,7 @@ class Sweep:
     guid: str
 
 
-Effect = Send | SendMany | Forget | Wait | AwaitConnected | Release | Sweep
+Effect = Send | SendMany | Forget | Wait | AwaitConnected | Listen | Release | Sweep
 Machine = Generator[Effect, Any, T]
 
 

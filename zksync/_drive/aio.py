@@ -23,6 +23,7 @@ from .._core.effects import (
     AwaitConnected,
     Effect,
     Forget,
+    Listen,
     Machine,
     NoAnswer,
     Release,
@@ -31,6 +32,7 @@ from .._core.effects import (
     Sweep,
     Wait,
     Wake,
+    WakeHub,
 )
 from .._core.queue import CLEANUP_WAIT
 from .._session import SessionWatch
@@ -82,7 +84,7 @@ def _resolve(future: asyncio.Future[Any] | None) -> None:
 class _Run:
     """The I/O state of one machine while it runs on ``loop``."""
 
-    __slots__ = ("connection", "last", "loop", "pending", "registered", "session", "woken")
+    __slots__ = ("connection", "hubs", "last", "loop", "pending", "registered", "session", "woken")
 
     def __init__(self, session: SessionWatch, loop: asyncio.AbstractEventLoop) -> None:
         self.session = session
@@ -92,6 +94,7 @@ class _Run:
         self.pending: asyncio.Future[None] | None = None  # a Wait in progress
         self.connection: asyncio.Future[None] | None = None  # an AwaitConnected in progress
         self.registered = False
+        self.hubs: list[WakeHub] = []
 
     # ---- called on kazoo's threads -------------------------------------------------------
     def _post(self, callback: Any, *args: Any) -> None:
@@ -106,9 +109,16 @@ class _Run:
     def session_changed(self) -> None:
         self._post(self._session_changed)
 
+    def poke(self) -> None:
+        self._post(self._poked)
+
     # ---- on the loop ---------------------------------------------------------------------
     def _watched(self, event: WatchedEvent) -> None:
         self.last = event
+        self.woken = True
+        _resolve(self.pending)
+
+    def _poked(self) -> None:
         self.woken = True
         _resolve(self.pending)
 
@@ -125,6 +135,8 @@ class _Run:
     def close(self) -> None:
         if self.registered:
             self.session.remove_waker(self.session_changed)
+        for hub in self.hubs:
+            hub.remove(self.poke)
 
     def bridge(self, pending: IAsyncResult) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = self.loop.create_future()
@@ -224,6 +236,10 @@ class _Run:
                     await within(self.bridge(released), min(effect.wait, self.session.session_timeout))
                 except Exception:  # the release reports its own failures (deferred delete)
                     pass
+            return None
+        if isinstance(effect, Listen):
+            self.hubs.append(effect.hub)
+            effect.hub.add(self.poke)
             return None
         if isinstance(effect, Sweep):
             io.sweep_later(self.session, effect.parent, effect.guid, "zksync")

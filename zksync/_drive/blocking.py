@@ -19,6 +19,7 @@ from .._core.effects import (
     AwaitConnected,
     Effect,
     Forget,
+    Listen,
     Machine,
     NoAnswer,
     Release,
@@ -27,6 +28,7 @@ from .._core.effects import (
     Sweep,
     Wait,
     Wake,
+    WakeHub,
 )
 from .._session import SessionWatch
 from .._util import Deadline
@@ -38,13 +40,14 @@ T = TypeVar("T")
 class _Run:
     """The I/O state of one machine while it runs: its wake-up event and last watch event."""
 
-    __slots__ = ("event", "last", "registered", "session")
+    __slots__ = ("event", "hubs", "last", "registered", "session")
 
     def __init__(self, session: SessionWatch) -> None:
         self.session = session
         self.event = threading.Event()
         self.last: WatchedEvent | None = None
         self.registered = False
+        self.hubs: list[WakeHub] = []
 
     def watch(self, event: WatchedEvent) -> None:
         self.last = event
@@ -60,6 +63,8 @@ class _Run:
     def close(self) -> None:
         if self.registered:
             self.session.remove_waker(self.event.set)
+        for hub in self.hubs:
+            hub.remove(self.event.set)
 
     def reply(self, pending: IAsyncResult, deadline: Deadline, abandon_cleanup: bool = False) -> Any:
         wait = self.session.session_timeout if deadline.try_once else deadline.remaining()
@@ -99,6 +104,10 @@ class _Run:
             pending = io.release_node(self.session, effect.node, effect.handoff)
             if pending is not None and effect.wait > 0:
                 pending.wait(min(effect.wait, self.session.session_timeout))
+            return None
+        if isinstance(effect, Listen):
+            self.hubs.append(effect.hub)
+            effect.hub.add(self.event.set)
             return None
         if isinstance(effect, Sweep):
             io.sweep_later(self.session, effect.parent, effect.guid, "zksync")
