@@ -20,6 +20,13 @@ It answers three questions the recipes ask:
 
 * *Clean up later.*  A node we no longer want but could not delete while disconnected is
   deleted once the connection is back (if the session survived; otherwise it is gone anyway).
+
+Lifetime.  The watch lives on its client (an attribute), and holds the client: the two form a
+cycle that the garbage collector frees once the application drops the client, with everything
+the recipes registered on it.  Nothing global refers to either.  What a watch starts holds it
+(and so the client) no longer than its own delay: the suspension timer and the timers of
+:meth:`SessionWatch.call_later` are cancelled when the session ends (expiry or ``stop()``), and
+the deferred deletes give up once the client is stopped.
 """
 
 from __future__ import annotations
@@ -27,7 +34,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -44,19 +50,24 @@ LostCallback = Callable[[str], None]
 
 GRACE_FRACTION = 0.3
 
-_watches: weakref.WeakKeyDictionary[KazooClient, SessionWatch] = weakref.WeakKeyDictionary()
 _watches_lock = threading.Lock()
 
 
 def session_for(client: KazooClient, recipe: str = "zksync") -> SessionWatch:
-    """The SessionWatch of ``client``, created on first use."""
+    """The SessionWatch of ``client``, created on first use.
+
+    The watch is kept on the client itself, not in a registry: a registry keyed by the
+    client (even a weak one) whose value refers to the client never lets the client go."""
     if not isinstance(client, KazooClient):
         raise InvalidArgument(f"client must be a kazoo.client.KazooClient, not {type(client).__name__}", recipe=recipe)
+    watch = getattr(client, "_zksync_session_watch", None)
+    if isinstance(watch, SessionWatch):
+        return watch
     with _watches_lock:
-        watch = _watches.get(client)
-        if watch is None:
+        watch = getattr(client, "_zksync_session_watch", None)
+        if not isinstance(watch, SessionWatch):
             watch = SessionWatch(client)
-            _watches[client] = watch
+            client._zksync_session_watch = watch
         return watch
 
 
@@ -97,6 +108,7 @@ class SessionWatch:
         self._timer: threading.Timer | None = None
         self._locally_lost = False
         self._deferred_deletes: set[str] = set()
+        self._later: dict[int, tuple[threading.Timer, Callable[[], None]]] = {}
         install_timeout_probe(client)
         if client.state == KazooState.CONNECTED:
             self._connected.set()
@@ -189,10 +201,37 @@ class SessionWatch:
 
     def delete_when_connected(self, path: str) -> None:
         """Delete ``path`` once the connection is back (a no-op if the session is lost)."""
+        if self.stopped():
+            return  # closing the session removes our ephemeral nodes
         with self._lock:
             self._deferred_deletes.add(path)
         if self._connected.is_set():
             self._spawn(self._run_deferred_deletes)
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on a daemon timer after ``delay`` seconds, unless the session ends
+        first (it expires, or the client is stopped): then the timer is cancelled, and what the
+        callback holds (the client, through a recipe's objects) is let go at once.  For work
+        that is pointless once the session is gone, such as sweeping its ephemeral nodes."""
+        if self.stopped():
+            return
+        with self._lock:
+            self._next_token += 1
+            token = self._next_token
+            timer = threading.Timer(delay, self._run_later, args=(token,))
+            timer.daemon = True
+            self._later[token] = (timer, callback)
+        timer.start()
+
+    def _run_later(self, token: int) -> None:
+        with self._lock:
+            entry = self._later.pop(token, None)
+        if entry is None:
+            return
+        try:
+            entry[1]()
+        except Exception:
+            log.exception("delayed cleanup raised")
 
     # ---- state machine -----------------------------------------------------------------
     def _listener(self, state: str) -> None:
@@ -220,6 +259,9 @@ class SessionWatch:
                 self._connected.clear()
                 self._cancel_timer()
                 self._deferred_deletes.clear()
+                for timer, _ in self._later.values():
+                    timer.cancel()
+                self._later.clear()
                 if not self._locally_lost:
                     fire, reason = self._take_callbacks(), "session expired"
                 self._locally_lost = False
@@ -267,6 +309,8 @@ class SessionWatch:
         with self._lock:
             paths = list(self._deferred_deletes)
         for path in paths:
+            if self.stopped():
+                return  # the session's end removes them: do not keep a stopped client busy
             try:
                 self.client.delete_async(path).get(timeout=self.session_timeout)
             except NoNodeError:
