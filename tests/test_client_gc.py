@@ -212,10 +212,6 @@ def call_in_an_hour(client: KazooClient, ran: list[bool]) -> None:
     session_for(client).call_later(3600, lambda: ran.append(client.exists("/") is not None))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Sync adds a connection listener it never removes, and its trouble and ring watches hold it strongly",
-)
 def test_a_sync_that_left_is_freed_while_its_client_lives(make_client: Callable[[], KazooClient]) -> None:
     """A long-lived client serving many runs one after another must not keep every Sync."""
     client = make_client()

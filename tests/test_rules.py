@@ -49,9 +49,9 @@ def test_leading_readers_proceed_together() -> None:
     assert set(blockers(names).values()) == {None}
 
 
-def test_large_sequence_numbers_sort_numerically() -> None:
-    names = [name("write", 10_000_000_000), name("write", 9_999_999_999)]
-    assert [e.seq for e in ordered(names)] == [9_999_999_999, 10_000_000_000]
+def test_sequence_numbers_sort_in_creation_order_across_the_wrap() -> None:
+    names = [name("write", -2_147_483_648), name("write", 2_147_483_647), name("write", 1_999_999_999)]
+    assert [e.seq for e in ordered(names)] == [1_999_999_999, 2_147_483_647, -2_147_483_648]
 
 
 def test_a_late_duplicate_of_a_create_counts_once_at_its_first_sequence() -> None:
@@ -59,3 +59,32 @@ def test_a_late_duplicate_of_a_create_counts_once_at_its_first_sequence() -> Non
     names = [name("write", 1), name("write", 2, guid), name("write", 3), name("write", 4, guid)]
     assert [e.seq for e in ordered(names)] == [1, 2, 3]
     assert [e.seq for e in ordered(names, keep_duplicates=True)] == [1, 2, 3, 4]
+
+
+def test_double_barrier_members_and_rounds_across_the_wrap() -> None:
+    from zksync._core.barrier import _participants, _Round
+
+    names = [f"m{i}.{'a' * 31}{i}.{s}" for i, s in enumerate(["2147483646", "2147483647", "-2147483648"])]
+    members = _participants(list(reversed(names)))
+    assert [p.name for p in members] == names
+    round_ = _Round.of(members, members)
+    assert round_.monitor == names[0]
+    assert all(p.seq in round_ for p in members)
+    assert 2_147_483_645 not in round_ and -2_147_483_647 not in round_ and 0 not in round_
+
+
+def test_sync_entries_and_presences_count_on_across_the_wrap() -> None:
+    from zksync._core.sync.names import entry, number_of, presence, presences
+
+    assert number_of("e-0000000000") == 1
+    assert number_of("e--2147483648") == 2**31 + 1
+    assert entry("/r", "s", 2**31 + 1) == "/r/states/s/e--2147483648"
+    assert entry("/r", "s", 1) == "/r/states/s/e-0000000000"
+    assert presences(["p--2147483647", "p-2147483647", "ready", "p--2147483648"]) == [
+        "p-2147483647",
+        "p--2147483648",
+        "p--2147483647",
+    ]
+    assert presence(2**31) == "p--2147483648"
+    assert number_of("/zksync-sync/run/states/s/e-0000000004") == 5
+    assert number_of("/zksync-sync/run/topics/t/m-" + "a" * 32 + "-0000000002") == 3

@@ -385,9 +385,8 @@ def test_queue_case_names_are_what_the_server_writes() -> None:
     assert len({n.split("-")[1] for n in queue_names(QUEUE_CASES[-1][1])}) == 3  # the twins share a GUID
 
 
-@pytest.mark.xfail(strict=True, reason="wired in by the queue restructuring")
 def test_queue_rules_around_the_wrap() -> None:
-    from zksync._queue import exclusive_rule, ordered, parse, shared_rule
+    from zksync._core.queue import exclusive_rule, ordered, parse, shared_rule
 
     for _title, nodes, blockers in QUEUE_CASES:
         names = queue_names(nodes)

@@ -255,6 +255,23 @@ def _lose_the_reply_of_the_first_signal(sync: Sync, after_landing: bool) -> list
     return seen
 
 
+def test_an_instance_that_joins_after_another_left_is_still_watched_by_the_ring(
+    zk_client_factory: Factory, zk_client: KazooClient
+) -> None:
+    """The lowest instance finds the newest from the parent's stat; a departure must not make
+    it look one place too far (the parent's cversion counts deletions as well as creations)."""
+    a, b, c = joined(zk_client_factory, 3)
+    b.leave()
+    wait_until(lambda: "i1" in zk_client.get_children("/zksync-sync/run/left"), what="i1 recorded as gone")
+    late = Sync(zk_client_factory(), "run", instance_id="late")
+    late.join()
+    time.sleep(0.5)  # the lowest instance follows the newest join
+    late.client.stop()
+    wait_until(lambda: "late" in zk_client.get_children("/zksync-sync/run/left"), 10, "late recorded as gone")
+    a.leave()
+    c.leave()
+
+
 @pytest.mark.parametrize("after_landing", [True, False], ids=["landed", "not-sent"])
 def test_a_signal_whose_reply_is_lost_counts_once_with_its_true_number(
     zk_client_factory: Factory, after_landing: bool

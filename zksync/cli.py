@@ -393,9 +393,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         elif {"states", "instances", "topics", "joined"} & set(children):
             print(f"{path}: sync run")
             for state in sorted(_children(client, f"{path}/states")):
-                print(f"  state {state}: {client.exists(f'{path}/states/{state}').cversion} signal(s)")
+                print(f"  state {state}: {client.exists(f'{path}/states/{state}').numChildren} signal(s)")
             for topic in sorted(_children(client, f"{path}/topics")):
-                print(f"  topic {topic}: {client.exists(f'{path}/topics/{topic}').cversion} message(s)")
+                print(f"  topic {topic}: {client.exists(f'{path}/topics/{topic}').numChildren} message(s)")
             live = _children(client, f"{path}/instances")
             print(f"  instances present: {len(live)} of {len(_children(client, f'{path}/joined'))} joined")
         elif set(children) <= {SET_MARKER}:

@@ -46,6 +46,7 @@ from ..errors import AlreadyHeld, NotHeld, Timeout
 from .effects import WATCH, Create, Delete, Forget, Machine, Multi, Release, SetData, Sweep, Wait
 from .queue import CLEANUP_WAIT, protected_create
 from .requests import Requests, failed_step
+from .sequence import SEQUENCE_PATTERN, between, distance, next_from_stat, next_sequence, parse_sequence, queue_order
 
 SET_MARKER = "set"
 READY = "ready"
@@ -53,7 +54,7 @@ MONITOR_DONE = b"all-left"  # the monitor's last word, in the transaction that d
 CHECK_CHUNK = 64  # members whose presence the monitor checks in one pipelined batch
 LATER_ARRIVAL_WAIT = 0.2  # seconds a non-last arrival that saw the count complete waits for ready
 
-_PARTICIPANT = re.compile(r"^(?P<ident>.+)\.(?P<guid>[0-9a-f]{32})\.(?P<seq>\d{10,})$")
+_PARTICIPANT = re.compile(rf"^(?P<ident>.+)\.(?P<guid>[0-9a-f]{{32}})\.(?P<seq>{SEQUENCE_PATTERN})$")
 
 
 @dataclass(frozen=True, order=True)
@@ -68,9 +69,10 @@ def _participants(children: list[str], keep_duplicates: bool = False) -> list[_P
     found = []
     for name in children:
         match = _PARTICIPANT.match(name)
-        if match is not None:
-            found.append((int(match["seq"]), match["guid"], name))
-    found.sort()
+        seq = parse_sequence(match["seq"]) if match is not None else None
+        if match is not None and seq is not None:
+            found.append((seq, match["guid"], name))
+    found = queue_order(sorted(found), key=lambda item: item[0])
     seen: set[str] = set()
     result = []
     for seq, guid, name in found:
@@ -91,13 +93,13 @@ class _Round:
     monitor: str
 
     def __contains__(self, seq: object) -> bool:
-        return isinstance(seq, int) and self.low <= seq <= self.high and seq not in self.excluded
+        return isinstance(seq, int) and between(seq, self.low, self.high) and seq not in self.excluded
 
     @classmethod
     def of(cls, chosen: list[_Participant], listed: list[_Participant]) -> _Round:
         low, high = chosen[0].seq, chosen[-1].seq
         members = {p.seq for p in chosen}
-        excluded = frozenset(p.seq for p in listed if low <= p.seq <= high and p.seq not in members)
+        excluded = frozenset(p.seq for p in listed if between(p.seq, low, high) and p.seq not in members)
         return cls(low, high, excluded, chosen[0].name)
 
     def encode(self) -> bytes:
@@ -286,13 +288,15 @@ class DoubleBarrierCore:
                 if not (yield from self._watch_other_round(node, rnd, stat.version, deadline)):
                     ready_created = False
                     continue
-            elif my_seq + 1 >= self.participants:
-                # (our sequence is the parent's cversion before our create, and the child count
-                # never exceeds cversion: an arrival numbered below N - 1 cannot complete the
-                # count, and the one that does is numbered N - 1 or more, so it counts)
+            elif distance(0, my_seq) + 1 >= self.participants:
+                # (our sequence counts the children created under the path before ours, and the
+                # child count never exceeds that: an arrival numbered below N - 1 cannot complete
+                # the count, and the one that does is numbered N - 1 or more, so it counts; true
+                # until the path has seen 2**32 creations)
                 parent = yield from r.exists(self.path, deadline)
                 if parent is not None and parent.numChildren >= self.participants:
-                    if parent.cversion != my_seq + 1 and not deferred:
+                    later = next_from_stat(parent.cversion, parent.numChildren, my_seq) != next_sequence(my_seq)
+                    if later and not deferred:
                         # children changed after ours: a later arrival counts too, and the last
                         # one lists at once; give it a moment rather than list N names as well
                         deferred = True

@@ -9,14 +9,15 @@ unit-tested on lists of names, and a new lock kind is a new value, not new code 
 
 Node names are ``{kind}-{guid}-{sequence}``: ``guid`` is fresh for every attempt, so after a
 lost create reply the engine finds its own node again, and a node of another session is never
-adopted.
+adopted.  Sequence numbers are the server's signed 32-bit counter: past 2**31 - 1 they go on
+at -2**31, and the queue is ordered by creation across that wrap (:mod:`.sequence`).
 
 Hand-off.  A holder releases with one transaction, ``setData(node, "released")`` then
 ``delete(node)``; a waiter watching that node with ``exists`` receives ``CHANGED`` (the first
 event of the transaction), while a node that goes away for any other reason (a waiter giving
 up, a crash, an expired session, ``break_lock``) gives ``DELETED``.  When the released node
 was an exclusive holder, nothing ahead of it was left when it was granted, and nodes ahead of
-ours can only disappear (sequence numbers grow), so the waiter that watched it may proceed
+ours can only disappear (later nodes are created behind ours), so the waiter that watched it may proceed
 without listing the queue again: a contended acquisition costs create, getChildren, exists
 and the release, and the hand-off is one write plus one notification.  Anything else
 (``DELETED``, a shared holder's release, a connection event) makes the waiter list the queue
@@ -37,12 +38,13 @@ from .._util import Deadline
 from ..errors import ConnectionLost, Timeout
 from .effects import WATCH, Forget, Machine, Release, Sweep
 from .requests import Requests
+from .sequence import SEQUENCE_PATTERN, parse_sequence, queue_order
 
 RELEASE_WAIT = 5.0  # seconds a release waits for the server's answer before deferring
 CLEANUP_WAIT = 1.0  # the same after a failed or timed-out attempt: the caller's error must not wait long
 HANDOFF_DATA = b"released"  # written by a holder's release, in the same transaction as the delete
 
-_NAME = re.compile(r"^(?P<kind>[a-z]+)-(?P<guid>[0-9a-f]{32})-(?P<seq>\d{10,})$")
+_NAME = re.compile(rf"^(?P<kind>[a-z]+)-(?P<guid>[0-9a-f]{{32}})-(?P<seq>{SEQUENCE_PATTERN})$")
 
 
 @dataclass(frozen=True, order=True)
@@ -72,17 +74,17 @@ class Kind:
 def parse(name: str) -> Entry | None:
     """The entry a child name stands for; None for names that are not ours."""
     match = _NAME.match(name)
-    if match is None:
+    seq = parse_sequence(match["seq"]) if match is not None else None
+    if match is None or seq is None:
         return None
-    return Entry(int(match["seq"]), match["kind"], match["guid"], name)
+    return Entry(seq, match["kind"], match["guid"], name)
 
 
 def ordered(children: Sequence[str], keep_duplicates: bool = False) -> list[Entry]:
     """Our entries in queue order.  A create whose reply was lost can land twice (the request
     was still in flight when we looked for it); both nodes carry the attempt's GUID, and only
     the first counts: later duplicates are dropped here and deleted by their owner."""
-    entries = [entry for entry in map(parse, children) if entry is not None]
-    entries.sort()
+    entries = queue_order(sorted(entry for entry in map(parse, children) if entry is not None), key=_seq)
     if keep_duplicates:
         return entries
     seen: set[str] = set()
@@ -92,6 +94,10 @@ def ordered(children: Sequence[str], keep_duplicates: bool = False) -> list[Entr
             seen.add(entry.guid)
             unique.append(entry)
     return unique
+
+
+def _seq(entry: Entry) -> int:
+    return entry.seq
 
 
 def exclusive_rule(ahead: Sequence[Entry]) -> Entry | None:

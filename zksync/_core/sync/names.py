@@ -6,29 +6,54 @@ import json
 from typing import Any
 
 from ...errors import InvalidArgument
+from ..sequence import distance, format_sequence, parse_sequence, queue_order, wrap
 
 ROOT = "/zksync-sync"
 RECIPE = "Sync"
 
 
+TOPIC_PREFIX = len("m-") + 32 + len("-")  # m-<guid>-<seq>
+
+
 def seq_of(name: str) -> int:
-    """The sequence number at the end of a node name (``p-0000000012`` -> 12)."""
-    return int(name.rsplit("-", 1)[1])
+    """The sequence number of one of our nodes: ``p-<seq>``, ``e-<seq>`` or ``m-<guid>-<seq>``
+    (``p--000000005`` is -5: the counter is signed and wraps); a path is read by its last part."""
+    name = name.rsplit("/", 1)[-1]
+    seq = parse_sequence(name[TOPIC_PREFIX:] if name.startswith("m-") else name[2:])
+    if seq is None:
+        raise ValueError(f"not a sequential node of ours: {name!r}")
+    return seq
+
+
+def number_of(name: str) -> int:
+    """The 1-based number of an entry or message: its place among the children ever created
+    (``e-0000000000`` is the first; past the wrap, numbers go on counting)."""
+    return distance(0, seq_of(name)) + 1
+
+
+def is_sequential(name: str, prefix: str) -> bool:
+    if not name.startswith(prefix):
+        return False
+    try:
+        seq_of(name)
+    except ValueError:
+        return False
+    return True
 
 
 def presence(seq: int) -> str:
     """The name of the presence node with sequence ``seq``."""
-    return f"p-{seq:010d}"
+    return f"p-{format_sequence(wrap(seq))}"
 
 
 def presences(names: list[str]) -> list[str]:
-    """Presence node names in sequence order (anything else under instances/ is ignored)."""
-    return sorted((n for n in names if n.startswith("p-")), key=seq_of)
+    """Presence node names in creation order (anything else under instances/ is ignored)."""
+    return queue_order(sorted(n for n in names if is_sequential(n, "p-")), key=seq_of)
 
 
 def entry(root: str, state: str, number: int) -> str:
     """The node of the ``number``-th (1-based) signal of ``state``."""
-    return f"{root}/states/{state}/e-{number - 1:010d}"
+    return f"{root}/states/{state}/e-{format_sequence(wrap(number - 1))}"
 
 
 def check_target(target: object) -> int:

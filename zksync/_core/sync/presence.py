@@ -7,10 +7,11 @@ closing the ring.  When the watched node vanishes, the watcher records that inst
 Presence nodes are ``p-<seq>`` and only departures remove them, so the predecessor is almost
 always ``p-<seq - 1>``: one ``get`` (which also tells its instance id) finds and watches it;
 the instances are listed only when that node is missing.  The lowest instance closes the ring
-without listing: the parent's ``cversion`` is the next sequence to be handed out, so it
-watches ``p-<cversion - 1>`` (the newest) and ``exists`` on ``p-<cversion>`` (fires on the
-next join).  A departure consumes a sequence too, and every departure is recorded in
-``left/``, so the lowest also watches ``left/`` and looks again when it changes.
+without listing: the parent's stat tells the next sequence to be handed out (its ``cversion``
+counts creations and deletions, ``numChildren`` the difference), so it watches the newest,
+``p-<next - 1>``, and ``exists`` on ``p-<next>`` (fires on the next join).  The newest may have
+left already, and every departure is recorded in ``left/``, so the lowest also watches
+``left/`` and looks again when it changes.
 
 Everything here runs in the background, on kazoo's threads (see :mod:`zksync._drive.background`):
 each watch event starts one short machine.
@@ -25,6 +26,7 @@ from kazoo.protocol.states import WatchedEvent
 
 from ..effects import Machine
 from ..requests import Requests
+from ..sequence import next_from_stat, next_sequence, precedes
 from .names import presence, presences, seq_of
 from .trouble import Spawn
 
@@ -50,10 +52,8 @@ class Ring:
         with self._lock:
             self.generation += 1
             generation = self.generation
-        if self.mine > 0:
-            self._follow(presence(self.mine - 1), self._relist, generation)
-        else:
-            self._close(generation)
+        # (the first instance finds no predecessor and lists: the counter may have wrapped)
+        self._follow(presence(next_sequence(self.mine, -1)), self._relist, generation)
 
     def stop(self) -> None:
         self.stopped = True
@@ -111,7 +111,7 @@ class Ring:
         names = presences((yield from self.requests.get_children(self.base, self.requests.default_deadline())))
         if not self._current(generation) or presence(self.mine) not in names:
             return  # we left (or the run is being cleaned up)
-        before = [n for n in names if seq_of(n) < self.mine]
+        before = names[: names.index(presence(self.mine))]
         if before:
             self._follow(before[-1], self._relist, generation)
         else:  # everybody below us is gone: we are the lowest now
@@ -133,9 +133,10 @@ class Ring:
         parent = yield from self.requests.exists(self.base, deadline)
         if parent is None or not self._current(generation):
             return
-        newest = parent.cversion - 1
-        yield from self.requests.exists(f"{self.base}/{presence(newest + 1)}", deadline, watch=next_joined)
-        if newest > self.mine:
+        upcoming = next_from_stat(parent.cversion, parent.numChildren, self.mine)
+        newest = next_sequence(upcoming, -1)
+        yield from self.requests.exists(f"{self.base}/{presence(upcoming)}", deadline, watch=next_joined)
+        if precedes(self.mine, newest):
             self._follow(presence(newest), self._relist_newest, generation)
 
     def _relist_newest(self, generation: int) -> None:
@@ -145,7 +146,8 @@ class Ring:
 
     def _find_newest(self, generation: int) -> Machine[None]:
         names = presences((yield from self.requests.get_children(self.base, self.requests.default_deadline())))
-        if self._current(generation) and names and seq_of(names[0]) == self.mine and names[-1] != presence(self.mine):
+        mine = presence(self.mine)
+        if self._current(generation) and names and names[0] == mine and names[-1] != mine:
             self._follow(names[-1], self._relist_newest, generation)
 
     def _watch_departures(self, generation: int) -> Machine[None]:

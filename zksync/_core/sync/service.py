@@ -191,7 +191,7 @@ class SyncCore:
         for state in (yield from r.get_children(f"{self.root}/states", deadline, missing_ok=True)):
             stat = yield from r.exists(f"{self.root}/states/{state}", deadline)
             if stat is not None:
-                out[state] = stat.cversion
+                out[state] = stat.numChildren  # entries are never deleted
         return out
 
     def cleanup(self, timeout: float | None) -> Machine[None]:

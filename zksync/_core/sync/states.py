@@ -30,7 +30,7 @@ from ...errors import (
 )
 from ..effects import WATCH, Create, Forget, Machine, Multi
 from ..requests import Requests, failed_step
-from .names import RECIPE, entry, seq_of
+from .names import RECIPE, entry, is_sequential, number_of
 from .trouble import Trouble
 
 
@@ -61,7 +61,7 @@ class States:
                 return (yield from self._number_of(entries, landed.czxid, deadline))
             failure = failed_step(results)
             if failure is None:
-                return seq_of(results[0]) + 1
+                return number_of(results[0])
             if isinstance(failure, NoNodeError):  # the first signal of this state: make its directories
                 yield from self._make_directories(entries, record.rsplit("/", 1)[0], deadline)
                 continue
@@ -88,7 +88,8 @@ class States:
         """The number of the entry created by transaction ``czxid`` (entries are created in
         zxid order, so a binary search over their sequence finds it)."""
         r = self.requests
-        names = sorted((n for n in (yield from r.get_children(entries, deadline)) if n.startswith("e-")), key=seq_of)
+        children = yield from r.get_children(entries, deadline)
+        names = sorted((n for n in children if is_sequential(n, "e-")), key=number_of)
         low, high = 0, len(names) - 1
         while low <= high:
             middle = (low + high) // 2
@@ -96,7 +97,7 @@ class States:
             if stat is None:
                 raise InvalidState(f"entry {names[middle]} of {entries} was deleted", path=entries, recipe=RECIPE)
             if stat.czxid == czxid:
-                return seq_of(names[middle]) + 1
+                return number_of(names[middle])
             if stat.czxid < czxid:
                 low = middle + 1
             else:

@@ -11,7 +11,7 @@ from ..._util import Deadline
 from ...errors import InvalidState
 from ..effects import WATCH, Listen, Machine, Wait, WakeHub
 from ..requests import Requests
-from .names import RECIPE, encode, seq_of
+from .names import RECIPE, encode, is_sequential, number_of
 
 END = object()  # what :meth:`Subscription.next` returns when the subscription is over
 
@@ -22,7 +22,7 @@ def publish(requests: Requests, root: str, topic: str, payload: Any, deadline: D
     path = f"{root}/topics/{topic}/m-{uuid.uuid4().hex}-"
     created = yield from requests.create(path, deadline, value=data, sequence=True)
     assert created is not None
-    return seq_of(created[0]) + 1
+    return number_of(created[0])
 
 
 class Subscription:
@@ -69,5 +69,5 @@ class Subscription:
         if not children:  # the topic does not exist yet: watch for its creation
             yield from r.exists(self.path, deadline, watch=WATCH)
         for name in children:
-            if name.startswith("m-"):
-                self._known[seq_of(name)] = name
+            if is_sequential(name, "m-"):
+                self._known[number_of(name) - 1] = name
