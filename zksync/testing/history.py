@@ -17,6 +17,9 @@ barrier wait       ``path``, ``timeout``
 double enter/exit  ``path`` (one path per round), ``round``, ``timeout``
 double open        ``round``: this member opened the round (advanced the shared round counter)
 session lost       the client's session expired (kazoo's LOST)
+session            ``members``: a new client could not connect through these members (the
+  connect_failed   harness tries the next ones)
+worker restart     ``error``: a worker failed outside any recorded operation and was restarted
 hang               ``op``: a call still blocked ``slack`` seconds after its timeout
 fault start/end    ``kind``, ``target``
 orphans            ``paths``: ephemeral nodes left once every client was idle
