@@ -1,5 +1,6 @@
-"""A short nemesis run in CI: a randomized mix of faults against zksync's recipes, with a
-checked history.  Longer runs: python3 -m zksync.testing.nemesis --duration 600 --impl both."""
+"""A short nemesis run in CI: a randomized mix of faults against zksync's recipes, then a quiet
+stage in which every recipe must make progress again, with a checked history.  Longer runs:
+python3 -m zksync.testing.nemesis --duration 600 --impl both."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from zksync.testing.history import check, load
+from zksync.testing.history import PROGRESS, check, load
 from zksync.testing.toxi import find_server
 
 
@@ -38,7 +39,20 @@ def test_short_nemesis_run_finds_no_violation(tmp_path: Path) -> None:
         timeout=float(seconds) + 300,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    report = check(load(tmp_path / "zksync.jsonl"))
+    events = load(tmp_path / "zksync.jsonl")
+    report = check(events)
+    assert report.safety_violations == 0, report.summary()
+    assert report.liveness_violations == 0, report.summary()
     assert report.ok
     assert sum(report.faults.values()) >= 3  # faults really happened
     assert report.operations["lock.acquire.ok"] > 0 and report.operations["double.exit.ok"] > 0
+    # the quiet stage was judged, and every recipe made progress in it
+    assert "quiet" in report.stages and set(report.recovery) == set(PROGRESS)
+    assert all(report.per_minute("quiet")[label] > 0 for label in PROGRESS), report.summary()
+    # DoubleBarrier members never come back to a round they already took part in
+    entered = [
+        (e["proc"], e["path"])
+        for e in events
+        if e["recipe"] == "double" and e["type"] == "enter" and e.get("phase") == "invoke"
+    ]
+    assert entered and len(entered) == len(set(entered))

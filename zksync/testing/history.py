@@ -7,18 +7,38 @@ A history is a list of events (dicts, one JSON object per line on disk), each wi
 =================  =====================================================================
 recipe / type      fields
 =================  =====================================================================
-lock acquire       ``path``, ``mode`` (read/write), ``timeout``; on ok: ``token``
+lock acquire       ``path``, ``mode`` (read/write), ``timeout``, ``workload`` (``lock``: the
+                   exclusive lock, ``rw``: the readers-writer lock); on ok: ``token``
 lock lost          ``path``, ``token``: the holder was told it lost the lock
 lock write         ``path``, ``token``, ``accepted``: a write to the fenced resource
 lock release       ``path``, ``token`` (invoke marks the end of the holder's interval)
 barrier set/unset  ``path``
 barrier wait       ``path``, ``timeout``
-double enter/exit  ``path`` (one path per round), ``timeout``
+double enter/exit  ``path`` (one path per round), ``round``, ``timeout``
+double open        ``round``: this member opened the round (advanced the shared round counter)
 session lost       the client's session expired (kazoo's LOST)
+session            ``members``: a new client could not connect through these members (the
+  connect_failed   harness tries the next ones)
+worker restart     ``error``: a worker failed outside any recorded operation and was restarted
 hang               ``op``: a call still blocked ``slack`` seconds after its timeout
 fault start/end    ``kind``, ``target``
 orphans            ``paths``: ephemeral nodes left once every client was idle
+run stage          ``stage``: the run entered a stage (``faults``, ``healing``, ``quiet``,
+                   ``stopping``); ``quiet`` also gives ``within`` (seconds) and ``expect``
+                   (the progress labels that must make progress, see below)
 =================  =====================================================================
+
+A stage lasts from its event to the next stage's event (the last one to the end of the
+history).  ``faults`` is the fault schedule; ``healing`` is the time taken to undo every fault
+(proxies restored, every member serving again); ``quiet`` runs with no fault at all.
+
+**Safety** violations are the unsafe behaviours above.  **Liveness** is judged on the quiet
+stage: each progress label in ``expect`` must have a successful operation within ``within``
+seconds of the quiet stage's start, else ``no_progress_after_heal:<label>``.  Progress
+labels (:data:`PROGRESS`): ``lock`` (exclusive lock acquired), ``rw.read`` / ``rw.write`` (read
+/ write lock of the readers-writer workload acquired), ``barrier`` (a barrier wait released),
+``double`` (a DoubleBarrier exit completed: the member went through a whole round).  The same
+labels count the successful operations per minute of each stage (:attr:`Report.per_minute`).
 
 :func:`check` returns a :class:`Report`; any violation makes ``report.ok`` False.
 """
@@ -34,7 +54,7 @@ from typing import Any
 
 Event = dict[str, Any]
 
-VIOLATION_KINDS = (
+SAFETY_KINDS = (
     "writers_overlap",
     "reader_writer_overlap",
     "stale_write_accepted",
@@ -45,6 +65,18 @@ VIOLATION_KINDS = (
     "blocked_past_timeout",
     "orphans",
 )
+PROGRESS = ("lock", "rw.read", "rw.write", "barrier", "double")
+PROGRESS_WHAT = {
+    "lock": "lock acquire",
+    "rw.read": "rw read acquire",
+    "rw.write": "rw write acquire",
+    "barrier": "barrier wait",
+    "double": "double exit",
+}
+LIVENESS_PREFIX = "no_progress_after_heal:"
+LIVENESS_KINDS = tuple(LIVENESS_PREFIX + label for label in PROGRESS)
+VIOLATION_KINDS = SAFETY_KINDS + LIVENESS_KINDS
+STAGES = ("faults", "healing", "quiet", "stopping")
 
 
 @dataclass
@@ -52,6 +84,9 @@ class Report:
     operations: Counter[str] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
     violations: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in VIOLATION_KINDS})
+    stages: dict[str, tuple[float, float]] = field(default_factory=dict)  # stage -> (start, end)
+    progress: dict[str, Counter[str]] = field(default_factory=dict)  # stage -> progress label -> count
+    recovery: dict[str, float | None] = field(default_factory=dict)  # label -> first progress after heal (s)
 
     @property
     def ok(self) -> bool:
@@ -59,6 +94,25 @@ class Report:
 
     def counts(self) -> dict[str, int]:
         return {kind: len(found) for kind, found in self.violations.items()}
+
+    @property
+    def safety_violations(self) -> int:
+        return sum(len(found) for kind, found in self.violations.items() if not kind.startswith(LIVENESS_PREFIX))
+
+    @property
+    def liveness_violations(self) -> int:
+        return sum(len(found) for kind, found in self.violations.items() if kind.startswith(LIVENESS_PREFIX))
+
+    def seconds(self, stage: str) -> float:
+        start, end = self.stages.get(stage, (0.0, 0.0))
+        return max(0.0, end - start)
+
+    def per_minute(self, stage: str) -> dict[str, float]:
+        """Successful operations per minute of ``stage``, per progress label (0 for a stage
+        that did not happen)."""
+        seconds = self.seconds(stage)
+        counted = self.progress.get(stage, Counter())
+        return {label: (60.0 * counted[label] / seconds if seconds > 0 else 0.0) for label in PROGRESS}
 
     def summary(self, title: str = "") -> str:
         lines = [f"== {title} ==" if title else "== history =="]
@@ -69,7 +123,22 @@ class Report:
         lines.append(
             f"faults: {sum(self.faults.values())}  " + "  ".join(f"{k}={v}" for k, v in sorted(self.faults.items()))
         )
-        lines.append("violations: " + "  ".join(f"{k}={v}" for k, v in self.counts().items()))
+        for stage in ("faults", "quiet"):
+            if stage in self.stages:
+                rates = self.per_minute(stage)
+                lines.append(
+                    f"per minute of {stage} ({self.seconds(stage):.0f}s): "
+                    + "  ".join(f"{label}={rates[label]:.1f}" for label in PROGRESS)
+                )
+        if self.recovery:
+            lines.append(
+                "first progress after heal (s): "
+                + "  ".join(f"{k}={'-' if v is None else f'{v:.2f}'}" for k, v in self.recovery.items())
+            )
+        lines.append(
+            f"violations: safety={self.safety_violations} liveness={self.liveness_violations}  "
+            + "  ".join(f"{k}={v}" for k, v in self.counts().items())
+        )
         for kind, found in self.violations.items():
             for text in found[:3]:
                 lines.append(f"  {kind}: {text}")
@@ -115,7 +184,70 @@ def check(events: list[Event], slack: float = 3.0) -> Report:
     for e in events:
         if e["type"] == "orphans":
             report.violations["orphans"].extend(e.get("paths", []))
+    _stages(events, end_of_run, report)
+    _count_progress(events, report)
+    _check_liveness(events, report)
     return report
+
+
+def progress_label(e: Event) -> str | None:
+    """The progress label of a successful operation (see the module docstring), else None."""
+    if e.get("phase") != "ok":
+        return None
+    if e["recipe"] == "lock" and e["type"] == "acquire":
+        workload = e.get("workload", "lock")
+        return "lock" if workload == "lock" else f"{workload}.{e.get('mode')}"
+    if e["recipe"] == "barrier" and e["type"] == "wait":
+        return "barrier"
+    if e["recipe"] == "double" and e["type"] == "exit":
+        return "double"
+    return None
+
+
+def _stage_events(events: list[Event]) -> list[Event]:
+    return [e for e in events if e["recipe"] == "run" and e["type"] == "stage"]
+
+
+def _stages(events: list[Event], end_of_run: float, report: Report) -> None:
+    marks = _stage_events(events)
+    for i, e in enumerate(marks):
+        end = marks[i + 1]["t"] if i + 1 < len(marks) else end_of_run
+        report.stages.setdefault(e["stage"], (e["t"], end))
+
+
+def _count_progress(events: list[Event], report: Report) -> None:
+    for stage, (start, end) in report.stages.items():
+        counted: Counter[str] = Counter()
+        for e in events:
+            if start <= e["t"] < end:
+                label = progress_label(e)
+                if label is not None:
+                    counted[label] += 1
+        report.progress[stage] = counted
+
+
+def _check_liveness(events: list[Event], report: Report) -> None:
+    """Every expected label makes progress within ``within`` seconds of the quiet stage's start."""
+    quiet = next((e for e in _stage_events(events) if e["stage"] == "quiet"), None)
+    if quiet is None:
+        return
+    start, within = quiet["t"], float(quiet.get("within", 8.0))
+    expect = list(quiet.get("expect", PROGRESS))
+    first: dict[str, float] = {}
+    for e in events:
+        if e["t"] >= start:
+            label = progress_label(e)
+            if label is not None and label not in first:
+                first[label] = e["t"]
+    for label in expect:
+        t = first.get(label)
+        report.recovery[label] = None if t is None else round(t - start, 4)
+        if t is None or t - start > within:
+            late = "none at all" if t is None else f"the first {t - start:.2f}s after it"
+            report.violations.setdefault(LIVENESS_PREFIX + label, []).append(
+                f"no {PROGRESS_WHAT.get(label, label)} succeeded within {within:g}s of the quiet phase's "
+                f"start at {start:.2f} ({late})"
+            )
 
 
 def _check_blocking(events: list[Event], slack: float, report: Report) -> None:

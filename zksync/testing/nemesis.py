@@ -1,6 +1,7 @@
 """A bounded randomized fault run with a recorded, checked history.
 
-    python3 -m zksync.testing.nemesis [--duration 120] [--impl zksync|kazoo|both] [--history DIR] [--seed N]
+    python3 -m zksync.testing.nemesis [--duration 120] [--quiet 20] [--impl zksync|kazoo|both]
+                                      [--history DIR] [--seed N]
 
 Several clients per recipe work through Toxiproxy proxies (each client may reach only some
 members) while a nemesis mixes faults: partitions, latency, connection resets, member crashes,
@@ -10,10 +11,39 @@ writers, readers overlapping a writer, writes accepted from a holder that had al
 the lock (a fenced resource), early barrier releases, calls blocked past their timeout and
 orphan nodes.
 
+A run has stages, recorded in the history: ``faults`` (``--duration`` seconds of the fault
+schedule), ``healing`` (every fault undone: proxies restored, every member serving), then
+``quiet`` (``--quiet`` seconds without faults).  Liveness is judged on the quiet stage: each
+recipe (lock, rw lock reads, rw lock writes, barrier, double barrier) must complete an
+operation within two session timeouts of its start, else a ``no_progress_after_heal``
+violation, which fails the run like a safety violation.  The summary gives each recipe's
+successful operations per minute of faults and of quiet.
+
+Keeping the workload in step
+    A DoubleBarrier round needs all its members on the same path, so its members must never
+    drift apart, whatever failed.  They agree on the round through ZooKeeper: a persistent
+    counter node ``/double/round`` holds the current round number, round ``r`` uses the path
+    ``/double/r<r>``.  A member reads the counter (after a ``sync``) and joins the round it
+    names, unless it already took part in that round (entered, timed out, or left it): then it
+    *opens* the next round with a ``setData`` conditioned on the version it read, so that a
+    round is opened once however many members try (the others get ``BadVersion``, read again
+    and join).  Every member thus leaves each round, by success or failure, for the one the
+    counter names, and a member whose client was replaced joins the current round too; no
+    member ever enters the same path twice.  The member that opened a round waits for it twice
+    as long as the others (``2 * OP_TIMEOUT``): the members still inside the previous round give
+    up on it within one ``OP_TIMEOUT``, so they reach the new round before its opener gives
+    up, and two groups cannot keep missing each other by a fixed offset.  The lock, rw and
+    barrier workloads have nothing to drift from (every acquire, set, unset and wait stands
+    alone; a barrier left set by a failed unset is unset on the controller's next cycle); what
+    they share with the double barrier is that a worker whose call hung gets a new client (on
+    other members, retried until one connects) and that a worker that fails is restarted.
+
 ``--impl kazoo`` drives kazoo's own Lock, ReadLock/WriteLock, Barrier and DoubleBarrier through
-the same harness (holders learn of a loss from kazoo's LOST state, the documented way);
-``--impl both`` runs zksync then kazoo and prints them side by side.  The exit status is
-non-zero when a judged run (zksync in ``both`` mode) has a violation.
+the same harness (holders learn of a loss from kazoo's LOST state, the documented way; kazoo's
+DoubleBarrier takes no timeout, so the harness gives up on it as hung after its wait plus
+``SLACK`` and replaces the client); ``--impl both`` runs zksync then kazoo and prints them side
+by side.  The exit status is non-zero when a judged run (zksync in ``both`` mode) has a
+violation, safety or liveness.
 
 Uses ``ZOOKEEPER_PEERS`` / ``TOXIPROXY`` when set (then faults that need member control are
 left out), else starts a local 3-member ensemble and a local toxiproxy-server.
@@ -35,16 +65,26 @@ from pathlib import Path
 from typing import Any
 
 from kazoo.client import KazooClient
+from kazoo.exceptions import BadVersionError, NodeExistsError
 from kazoo.protocol.states import KazooState
 
 from .. import Barrier, DoubleBarrier, RWMutex, connect
+from ..errors import ConnectionLost
 from .ensemble import Ensemble
-from .history import Event, Report, check, dump
+from .history import PROGRESS, PROGRESS_WHAT, Event, Report, check, dump
 from .toxi import ProxiedEnsemble, ToxiproxyServer
 
 SESSION_TIMEOUT = 4.0
 OP_TIMEOUT = 4.0
 SLACK = 5.0  # a call still running this long after its timeout counts as hung
+QUIET = 20.0  # default length of the quiet stage, in seconds
+LIVENESS_WINDOW = 2 * SESSION_TIMEOUT  # every recipe must make progress this soon after the quiet stage starts
+CONNECT_TIMEOUT = 10.0  # a new client that cannot connect this soon is tried on other members
+# Reconnection backoff of every client (both implementations).  kazoo's default doubles up to an
+# hour: after an outage of some seconds a client could stay idle long after its member is back,
+# and the quiet stage would time kazoo's backoff rather than the recipes.
+CONNECTION_RETRY = {"max_tries": -1, "delay": 0.1, "backoff": 2, "max_delay": 1.0}
+ROUND_NODE = "round"  # the DoubleBarrier workload's round counter, under its base path
 
 
 class Hung(Exception):
@@ -162,17 +202,21 @@ class Run:
         duration: float,
         rng: random.Random,
         verbose: bool = False,
+        quiet: float = QUIET,
     ) -> None:
         self.impl = impl
         self.proxied = proxied
         self.ensemble = ensemble
         self.root = root
         self.duration = duration
+        self.quiet_seconds = quiet
         self.rng = rng  # the workers' choices
         self.fault_rng = random.Random(rng.random())  # the fault schedule: the same for every implementation
         self.verbose = verbose
         self.record = Recorder()
-        self.stop = threading.Event()
+        self.stop = threading.Event()  # the workers stop
+        self.faults_over = threading.Event()  # the fault schedule is over: no new fault
+        self.quiet = threading.Event()  # the quiet stage has started
         self.clients: list[KazooClient] = []
         self._clients_lock = threading.Lock()
         self.member_sets = self._member_sets()
@@ -185,11 +229,26 @@ class Run:
         return singles + pairs + [tuple(range(1, n + 1))]
 
     def client(self, proc: str) -> KazooClient:
-        with self._clients_lock:
-            members = self.member_sets[self._next_set % len(self.member_sets)]
-            self._next_set += 1
-        hosts = self.proxied.hosts_of(*members) + self.root
-        client = connect(hosts, timeout=60, session_timeout=SESSION_TIMEOUT, randomize_hosts=False)
+        """A new client of ``proc`` through the next set of members; a set that cannot be reached
+        within CONNECT_TIMEOUT is given up for the next one, until one connects."""
+        while True:
+            with self._clients_lock:
+                members = self.member_sets[self._next_set % len(self.member_sets)]
+                self._next_set += 1
+            hosts = self.proxied.hosts_of(*members) + self.root
+            try:
+                client = connect(
+                    hosts,
+                    timeout=CONNECT_TIMEOUT,
+                    session_timeout=SESSION_TIMEOUT,
+                    randomize_hosts=False,
+                    connection_retry=dict(CONNECTION_RETRY),
+                )
+                break
+            except ConnectionLost:
+                self.record(proc, "session", "connect_failed", members=list(members))
+                if self.stop.is_set():
+                    raise
 
         def state(s: str) -> None:
             if s == KazooState.LOST:
@@ -201,12 +260,20 @@ class Run:
         return client
 
     def op(
-        self, proc: str, recipe: str, type_: str, call: Callable[[], Any], timeout: float | None, **fields: Any
+        self,
+        proc: str,
+        recipe: str,
+        type_: str,
+        call: Callable[[], Any],
+        timeout: float | None,
+        patience: float = OP_TIMEOUT,
+        **fields: Any,
     ) -> Any:
-        """Record invoke / ok / fail around ``call``; Hung propagates after a hang event."""
+        """Record invoke / ok / fail around ``call``; Hung propagates after a hang event.  A call
+        without a timeout (kazoo's DoubleBarrier) is given ``patience`` seconds instead."""
         self.record(proc, recipe, type_, phase="invoke", timeout=timeout, **fields)
         try:
-            value = bounded(call, (timeout if timeout is not None else OP_TIMEOUT) + SLACK)
+            value = bounded(call, (timeout if timeout is not None else patience) + SLACK)
         except Hung:
             self.record(proc, recipe, "hang", op=f"{recipe}.{type_}", **fields)
             raise
@@ -217,14 +284,14 @@ class Run:
         return value
 
     # ---- workers -----------------------------------------------------------------------
-    def lock_worker(self, proc: str, path: str, modes: list[str], resource: FencedResource) -> None:
+    def lock_worker(self, proc: str, workload: str, path: str, modes: list[str], resource: FencedResource) -> None:
         client = self.client(proc)
         driver = self._lock_driver(proc, client, path)
         while not self.stop.is_set():
             mode = self.rng.choice(modes)
             kind = "write" if mode in ("write", "exclusive") else "read"
             try:
-                token = self._acquire(proc, driver, path, mode, kind)
+                token = self._acquire(proc, driver, workload, path, mode, kind)
             except Hung:
                 client = self._replace(proc, client)
                 driver = self._lock_driver(proc, client, path)
@@ -233,10 +300,14 @@ class Run:
                 time.sleep(0.05)
                 continue
             # most holds are short; one in ten lasts seconds, writing all along, so that faults
-            # catch holders in the act
-            writes = self.rng.randint(40, 120) if self.rng.random() < 0.1 else self.rng.randint(1, 3)
+            # catch holders in the act; there is no fault left to catch once quiet, so a long
+            # hold ends there (the liveness check then times the recipe, not this hold)
+            long_hold = self.rng.random() < 0.1 and not self.quiet.is_set()
+            writes = self.rng.randint(40, 120) if long_hold else self.rng.randint(1, 3)
             for _ in range(writes if kind == "write" else 1):
                 if driver.lost():  # a holder that was told stops writing
+                    break
+                if long_hold and self.quiet.is_set():
                     break
                 if kind == "write":
                     accepted = resource.write(token)
@@ -259,17 +330,18 @@ class Run:
             self.impl, client, path, lambda token: self.record(proc, "lock", "lost", path=path, token=token)
         )
 
-    def _acquire(self, proc: str, driver: LockDriver, path: str, mode: str, kind: str) -> int:
-        self.record(proc, "lock", "acquire", phase="invoke", path=path, mode=kind, timeout=OP_TIMEOUT)
+    def _acquire(self, proc: str, driver: LockDriver, workload: str, path: str, mode: str, kind: str) -> int:
+        fields = {"path": path, "mode": kind, "workload": workload}
+        self.record(proc, "lock", "acquire", phase="invoke", timeout=OP_TIMEOUT, **fields)
         try:
             token = int(bounded(lambda: driver.acquire(mode, OP_TIMEOUT), OP_TIMEOUT + SLACK))
         except Hung:
             self.record(proc, "lock", "hang", op="lock.acquire", path=path)
             raise
         except Exception as exc:
-            self.record(proc, "lock", "acquire", phase="fail", path=path, mode=kind, error=type(exc).__name__)
+            self.record(proc, "lock", "acquire", phase="fail", error=type(exc).__name__, **fields)
             raise
-        self.record(proc, "lock", "acquire", phase="ok", path=path, mode=kind, token=token)
+        self.record(proc, "lock", "acquire", phase="ok", token=token, **fields)
         return token
 
     def _replace(self, proc: str, client: KazooClient) -> KazooClient:
@@ -316,21 +388,42 @@ class Run:
             time.sleep(self.rng.uniform(0.0, 0.2))
 
     def double_worker(self, proc: str, base: str, participants: int) -> None:
+        """Rounds of enter / exit, on the round the shared counter names (see the module docstring)."""
         client = self.client(proc)
-        round_ = 0
+        counter = f"{base}/{ROUND_NODE}"
+        last = -1  # the last round this member took part in
         while not self.stop.is_set():
+            try:
+                joined = self._next_round(proc, client, counter, last)
+            except Hung:  # the client cannot reach the ensemble: another one, through other members
+                client = self._replace(proc, client)
+                continue
+            except Exception:
+                time.sleep(0.1)
+                continue
+            if joined is None:
+                continue  # somebody else opened the next round: read the counter again
+            round_, opened = joined
+            last = round_
             path = f"{base}/r{round_:05d}"
-            round_ += 1
+            wait = 2 * OP_TIMEOUT if opened else OP_TIMEOUT
             if self.impl == "zksync":
                 zdb = DoubleBarrier(client, path, participants, identifier=proc)
-                enter: Callable[[], None] = lambda: zdb.enter(OP_TIMEOUT)  # noqa: E731
+                enter: Callable[[], None] = lambda: zdb.enter(wait)  # noqa: E731
                 leave: Callable[[], None] = lambda: zdb.exit(OP_TIMEOUT)  # noqa: E731
-                timeout: float | None = OP_TIMEOUT
+                enter_timeout: float | None = wait
+                exit_timeout: float | None = OP_TIMEOUT
             else:
                 kdb = client.DoubleBarrier(path, participants, identifier=proc)
-                enter, leave, timeout = kdb.enter, kdb.leave, None  # kazoo's take no timeout
+
+                def enter() -> None:
+                    kdb.enter()
+                    if not kdb.participating:  # kazoo swallows the error and returns
+                        raise RuntimeError("kazoo DoubleBarrier.enter gave up")
+
+                leave, enter_timeout, exit_timeout = kdb.leave, None, None  # kazoo's take no timeout
             try:
-                self.op(proc, "double", "enter", enter, timeout, path=path)
+                self.op(proc, "double", "enter", enter, enter_timeout, patience=wait, path=path, round=round_)
             except Hung:
                 client = self._replace(proc, client)
                 continue
@@ -338,11 +431,38 @@ class Run:
                 continue
             time.sleep(self.rng.uniform(0.02, 0.2))
             try:
-                self.op(proc, "double", "exit", leave, timeout, path=path)
+                self.op(proc, "double", "exit", leave, exit_timeout, path=path, round=round_)
             except Hung:
                 client = self._replace(proc, client)
             except Exception:
                 pass
+
+    def _next_round(self, proc: str, client: KazooClient, counter: str, last: int) -> tuple[int, bool] | None:
+        """The round to join after ``last`` and whether we opened it; None when another member
+        opened the next round first (read again).  Raises Hung when the client cannot answer."""
+
+        def read() -> tuple[int, int]:
+            client.sync(counter)
+            data, stat = client.get(counter)
+            return int(data.decode()), stat.version
+
+        current, version = bounded(read, OP_TIMEOUT)
+        if current > last:
+            return current, False
+        if current < last:  # cannot happen after a sync; never go back to a round already used
+            raise RuntimeError(f"round counter {current} behind our last round {last}")
+
+        def open_next() -> bool:
+            try:
+                client.set(counter, str(last + 1).encode(), version=version)
+                return True
+            except BadVersionError:
+                return False
+
+        if not bounded(open_next, OP_TIMEOUT):
+            return None
+        self.record(proc, "double", "open", round=last + 1)
+        return last + 1, True
 
     # ---- the nemesis -------------------------------------------------------------------
     def faults(self) -> list[tuple[str, float]]:
@@ -356,8 +476,8 @@ class Run:
         names = [k for k, _ in kinds]
         weights = [w for _, w in kinds]
         n = self.proxied.size
-        while not self.stop.is_set():
-            if self.stop.wait(self.fault_rng.uniform(1.0, 3.0)):
+        while not self.faults_over.is_set():
+            if self.faults_over.wait(self.fault_rng.uniform(1.0, 3.0)):
                 break
             kind = self.fault_rng.choices(names, weights)[0]
             member = self.fault_rng.randint(1, n)
@@ -415,27 +535,36 @@ class Run:
         workers: list[tuple[str, Callable[..., None], tuple[Any, ...]]] = []
         exclusive = ["write"] if self.impl == "zksync" else ["exclusive"]
         for i in range(3):
-            workers.append((f"lock{i}", self.lock_worker, ("/lock", exclusive, lock_resource)))
+            workers.append((f"lock{i}", self.lock_worker, ("lock", "/lock", exclusive, lock_resource)))
         for i in range(3):
-            workers.append((f"rw{i}", self.lock_worker, ("/rw", ["read", "read", "write"], rw_resource)))
+            workers.append((f"rw{i}", self.lock_worker, ("rw", "/rw", ["read", "read", "write"], rw_resource)))
         workers.append(("bctl", self.barrier_controller, ("/barrier",)))
         for i in range(2):
             workers.append((f"bwait{i}", self.barrier_waiter, ("/barrier",)))
         for i in range(3):
             workers.append((f"db{i}", self.double_worker, ("/double", 3)))
+        self._setup("/double")
         threads = [
-            threading.Thread(target=fn, args=(name, *args), name=name, daemon=True) for name, fn, args in workers
+            threading.Thread(target=self._supervise, args=(name, fn, args), name=name, daemon=True)
+            for name, fn, args in workers
         ]
+        self.stage("faults")
         for thread in threads:
             thread.start()
         nemesis = threading.Thread(target=self.nemesis, daemon=True)
         nemesis.start()
         time.sleep(self.duration)
-        self.stop.set()
+        self.faults_over.set()
+        self.stage("healing")
         nemesis.join(30)
         self._restore()
+        self.quiet.set()
+        self.stage("quiet", within=LIVENESS_WINDOW, expect=list(PROGRESS))
+        time.sleep(self.quiet_seconds)
+        self.stage("stopping")
+        self.stop.set()
         for thread in threads:
-            thread.join(OP_TIMEOUT * 2 + SLACK * 2 + 15)
+            thread.join(3 * OP_TIMEOUT + 2 * SLACK + 15)  # an opener's enter, then an exit
             if thread.is_alive():
                 self.record(thread.name, "worker", "hang", op="worker did not stop")
         self._orphans()
@@ -443,13 +572,42 @@ class Run:
             threading.Thread(target=_close_quietly, args=(client,), daemon=True).start()
         return self.record.events
 
+    def stage(self, name: str, **fields: Any) -> None:
+        self.record("nemesis", "run", "stage", stage=name, **fields)
+        if self.verbose:
+            print(f"[nemesis {self.impl}] stage {name}", file=sys.stderr)
+
+    def _supervise(self, proc: str, worker: Callable[..., None], args: tuple[Any, ...]) -> None:
+        """Run a worker until the run stops; one that fails is recorded and started again."""
+        while not self.stop.is_set():
+            try:
+                worker(proc, *args)
+                return
+            except Exception as exc:
+                if self.stop.is_set():
+                    return
+                self.record(proc, "worker", "restart", error=f"{type(exc).__name__}: {exc}")
+                time.sleep(0.5)
+
+    def _setup(self, double_base: str) -> None:
+        admin = connect(self.proxied.hosts + self.root, timeout=60)
+        try:
+            admin.ensure_path(double_base)
+            with contextlib.suppress(NodeExistsError):
+                admin.create(f"{double_base}/{ROUND_NODE}", b"0")
+        finally:
+            _close_quietly(admin)
+
     def _restore(self) -> None:
+        """Undo every fault: proxies healed, every member running and serving."""
         self.proxied.heal()
         if self.ensemble is not None:
             for index in range(self.ensemble.size):
                 self.ensemble.resume(index)
                 self.ensemble.start_member(index, wait=False)
             self.ensemble.wait_ready(120)
+            for index in range(self.ensemble.size):
+                self.ensemble.wait_member(index, 120)
 
     def _orphans(self) -> None:
         """Ephemeral nodes still there once every worker is idle (given time for deferred
@@ -510,28 +668,50 @@ def environment() -> Iterator[tuple[ProxiedEnsemble, Ensemble | None]]:
 
 def table(reports: dict[str, Report]) -> str:
     names = list(reports)
-    rows = [
-        ("operations", [sum(r.operations.values()) for r in reports.values()]),
-        ("faults", [sum(r.faults.values()) for r in reports.values()]),
+    values = list(reports.values())
+
+    def rate(r: Report, stage: str, label: str) -> str:
+        return f"{r.per_minute(stage)[label]:.1f}" if stage in r.stages else "-"
+
+    def recovered(r: Report, label: str) -> str:
+        seconds = r.recovery.get(label)
+        return "never" if seconds is None else f"{seconds:.2f}"
+
+    rows: list[tuple[str, list[Any]]] = [
+        ("operations", [sum(r.operations.values()) for r in values]),
+        ("faults", [sum(r.faults.values()) for r in values]),
     ]
-    kinds = sorted({k for r in reports.values() for k in r.faults})
-    rows += [(f"  fault {k}", [r.faults.get(k, 0) for r in reports.values()]) for k in kinds]
-    ok_ops = sorted({k for r in reports.values() for k in r.operations})
-    rows += [(f"  {k}", [r.operations.get(k, 0) for r in reports.values()]) for k in ok_ops]
-    for kind in reports[names[0]].violations:
-        rows.append((f"violations: {kind}", [len(r.violations[kind]) for r in reports.values()]))
+    kinds = sorted({k for r in values for k in r.faults})
+    rows += [(f"  fault {k}", [r.faults.get(k, 0) for r in values]) for k in kinds]
+    ok_ops = sorted({k for r in values for k in r.operations})
+    rows += [(f"  {k}", [r.operations.get(k, 0) for r in values]) for k in ok_ops]
+    for stage in ("faults", "quiet"):
+        rows.append((f"per minute of {stage} (s)", [f"{r.seconds(stage):.0f}" for r in values]))
+        rows += [(f"  {PROGRESS_WHAT[label]}", [rate(r, stage, label) for r in values]) for label in PROGRESS]
+    rows.append(("first success after heal (s)", ["" for _ in values]))
+    rows += [(f"  {PROGRESS_WHAT[label]}", [recovered(r, label) for r in values]) for label in PROGRESS]
+    rows.append(("violations: safety", [r.safety_violations for r in values]))
+    rows.append(("violations: liveness", [r.liveness_violations for r in values]))
+    violation_kinds = list(dict.fromkeys(k for r in values for k in r.violations))
+    rows += [(f"  {kind}", [len(r.violations.get(kind, [])) for r in values]) for kind in violation_kinds]
     width = max(len(label) for label, _ in rows)
     out = [
         f"| {'':{width}} | " + " | ".join(f"{n:>8}" for n in names) + " |",
         f"|{'-' * (width + 2)}|" + "|".join("-" * 10 for _ in names) + "|",
     ]
-    out += [f"| {label:{width}} | " + " | ".join(f"{v:>8}" for v in values) + " |" for label, values in rows]
+    out += [f"| {label:{width}} | " + " | ".join(f"{v:>8}" for v in cells) + " |" for label, cells in rows]
     return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=120.0, help="seconds of faults per implementation")
+    parser.add_argument(
+        "--quiet",
+        type=float,
+        default=QUIET,
+        help=f"seconds of the quiet stage after the faults are healed (at least {LIVENESS_WINDOW:g})",
+    )
     parser.add_argument("--impl", choices=["zksync", "kazoo", "both"], default="zksync")
     parser.add_argument("--history", default=None, help="folder for the JSON-lines histories")
     parser.add_argument("--seed", type=int, default=None)
@@ -539,18 +719,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.duration <= 0:
         parser.error("--duration must be > 0")
+    if args.quiet < LIVENESS_WINDOW:
+        parser.error(f"--quiet must be at least {LIVENESS_WINDOW:g} (the liveness window)")
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     impls = ["zksync", "kazoo"] if args.impl == "both" else [args.impl]
     judged = ["zksync"] if args.impl == "both" else impls
     reports: dict[str, Report] = {}
-    print(f"nemesis: {', '.join(impls)} for {args.duration:.0f}s each, seed {seed}", flush=True)
+    print(
+        f"nemesis: {', '.join(impls)} for {args.duration:.0f}s of faults then {args.quiet:.0f}s quiet each, "
+        f"seed {seed}",
+        flush=True,
+    )
     with environment() as (proxied, ensemble):
         for impl in impls:
             root = f"/zksync-nemesis/{impl}-{uuid.uuid4().hex[:8]}"
             admin = connect(proxied.hosts, timeout=60)
             admin.ensure_path(root)
             _close_quietly(admin)
-            run = Run(impl, proxied, ensemble, root, args.duration, random.Random(seed), args.verbose)
+            run = Run(impl, proxied, ensemble, root, args.duration, random.Random(seed), args.verbose, args.quiet)
             events = run.execute()
             if args.history:
                 Path(args.history).mkdir(parents=True, exist_ok=True)
@@ -560,7 +746,17 @@ def main(argv: list[str] | None = None) -> int:
     if len(reports) > 1:
         print(table(reports))
     summary = {
-        impl: {"operations": sum(r.operations.values()), "faults": dict(r.faults), "violations": r.counts()}
+        impl: {
+            "operations": sum(r.operations.values()),
+            "faults": dict(r.faults),
+            "violations": r.counts(),
+            "safety_violations": r.safety_violations,
+            "liveness_violations": r.liveness_violations,
+            "per_minute": {
+                stage: {k: round(v, 1) for k, v in r.per_minute(stage).items()} for stage in ("faults", "quiet")
+            },
+            "first_success_after_heal": r.recovery,
+        }
         for impl, r in reports.items()
     }
     print("summary: " + json.dumps(summary, sort_keys=True))
