@@ -268,3 +268,24 @@ def test_a_missing_parent_is_an_answer_for_listings_that_allow_it() -> None:
     script = Script(requests.get_children("/lock", Deadline(1), missing_ok=True))
     script.fail(NoNodeError())
     assert script.done and script.result == []
+
+
+def test_the_last_arrival_creates_ready_only_if_every_chosen_member_is_still_there() -> None:
+    from kazoo.exceptions import RolledBackError
+
+    from zksync._core.barrier import DoubleBarrierCore
+    from zksync._core.effects import Check, Multi
+
+    core = DoubleBarrierCore(Requests(Session(), "DoubleBarrier", "/db"), 2, "b", None)
+    members = [f"a.{'a' * 32}.0000000000", f"b.{'b' * 32}.0000000001"]
+    for gone_meanwhile, made in ((True, False), (False, True)):
+        script = Script(core._complete_round(f"/db/{members[1]}", Deadline(5)))
+        script.expect(GetChildren, path="/db")
+        script.answer(members)
+        multi = script.expect(Multi)
+        assert multi.ops[0].path == "/db/ready"
+        assert [(op.path, op.version) for op in multi.ops[1:] if isinstance(op, Check)] == [
+            (f"/db/{m}", 0) for m in members
+        ]
+        script.answer([RolledBackError(), NoNodeError(), RolledBackError()] if gone_meanwhile else ["/db/ready", 0, 0])
+        assert script.done and script.result is made

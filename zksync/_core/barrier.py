@@ -38,18 +38,20 @@ import re
 import threading
 from dataclasses import dataclass
 
+from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 from kazoo.protocol.states import EventType, WatchedEvent
 from kazoo.security import ACL
 
 from .._util import Deadline, check_name, check_timeout
-from ..errors import AlreadyHeld, NotHeld, Timeout
-from .effects import WATCH, Create, Delete, Forget, Machine, Multi, Release, SetData, Sweep, Wait
+from ..errors import AlreadyHeld, ConnectionLost, NotHeld, Timeout, translate
+from .effects import WATCH, Check, Create, Delete, Forget, Machine, Multi, Release, SetData, Sweep, Wait
 from .queue import CLEANUP_WAIT, protected_create
 from .requests import Requests, failed_step
 from .sequence import SEQUENCE_PATTERN, between, distance, next_from_stat, next_sequence, parse_sequence, queue_order
 
 SET_MARKER = "set"
 READY = "ready"
+MEMBER_VERSION = 0  # a member's node keeps its first version until the monitor marks its own on exit
 MONITOR_DONE = b"all-left"  # the monitor's last word, in the transaction that deletes its node
 CHECK_CHUNK = 64  # members whose presence the monitor checks in one pipelined batch
 LATER_ARRIVAL_WAIT = 0.2  # seconds a non-last arrival that saw the count complete waits for ready
@@ -327,16 +329,32 @@ class DoubleBarrierCore:
         return (yield from r.exists(f"{self.path}/{live[0].name}", deadline, watch=WATCH)) is not None
 
     def _complete_round(self, node: str, deadline: Deadline) -> Machine[bool]:
-        """The count looks complete: list the members and create ``ready`` for the N lowest
-        (True), unless fewer than N are present after all (False)."""
+        """The count looks complete: list the members and create ``ready`` for the N lowest,
+        in one transaction with a check that each of them is still there (a member that gave
+        up between the listing and the create must not be counted).  True when ``ready`` was
+        made (or may have been: read it), False to look again."""
+        r = self.requests
         present, listing = yield from self._present_members(node, deadline)
         if len(present) < self.participants:
             return False
         chosen = present[: self.participants]
         listed = _participants(listing, keep_duplicates=True)
         value = _Round.of(chosen, listed).encode()
-        yield from self.requests.create(self.ready, deadline, value=value, acl=self.acl)
-        return True
+        checks = tuple(Check(f"{self.path}/{p.name}", MEMBER_VERSION) for p in chosen)
+        try:
+            results = yield from r.commit(
+                Multi((Create(self.ready, value, self.acl, makepath=False), *checks)), deadline
+            )
+        except ConnectionLost:  # did it land?  Reading ready tells
+            yield from r.await_connection(deadline)
+            return True
+        failure = failed_step(results)
+        if failure is None or isinstance(failure, NodeExistsError):
+            return True
+        if isinstance(failure, (NoNodeError, BadVersionError)):
+            return False  # a chosen member left meanwhile
+        with translate(self.path, self.recipe):
+            raise failure
 
     def _present_members(self, node: str, deadline: Deadline) -> Machine[tuple[list[_Participant], list[str]]]:
         """The participants present now, in arrival order, and the child names they came from;
