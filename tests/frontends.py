@@ -12,6 +12,7 @@ import contextlib
 import sys
 import threading
 from collections.abc import Coroutine, Iterator
+from concurrent.futures import Future
 from types import ModuleType
 from typing import Any, TypeVar
 
@@ -196,9 +197,100 @@ class DoubleBarrier:
         self.exit()
 
 
+class Subscription:
+    def __init__(self, subscription: zksync.aio.Subscription) -> None:
+        self.aio = subscription
+
+    def close(self) -> None:
+        self.aio.close()
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            return loop().call(self.aio.__anext__())
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+
+class Sync:
+    recipe = "Sync"
+
+    def __init__(
+        self, client: KazooClient, namespace: str, instance_id: str | None = None, instance_count: int | None = None
+    ) -> None:
+        self.aio = zksync.aio.Sync(client, namespace, instance_id, instance_count)
+        self.client = client
+        self.namespace, self.instance_id, self.root = self.aio.namespace, self.aio.instance_id, self.aio.root
+        self.instance_count = self.aio.instance_count
+        self._core = self.aio._core
+
+    def _run(self, machine: Any) -> Any:
+        return loop().call(self.aio._run(machine))
+
+    def join(self, timeout: float | None = None) -> None:
+        loop().call(self.aio.join(timeout))
+
+    def leave(self) -> None:
+        loop().call(self.aio.leave())
+
+    def signal_entry(self, state: str, timeout: float | None = None) -> int:
+        return loop().call(self.aio.signal_entry(state, timeout))
+
+    def barrier(self, state: str, target: int, timeout: float | None = None) -> None:
+        loop().call(self.aio.barrier(state, target, timeout))
+
+    def barrier_async(self, state: str, target: int, timeout: float | None = None) -> Future[None]:
+        return asyncio.run_coroutine_threadsafe(self.aio.barrier(state, target, timeout), loop().loop)
+
+    def signal_and_wait(self, state: str, target: int, timeout: float | None = None) -> int:
+        return loop().call(self.aio.signal_and_wait(state, target, timeout))
+
+    def abort(self, state: str, reason: str = "aborted") -> None:
+        loop().call(self.aio.abort(state, reason))
+
+    def publish(self, topic: str, payload: Any, timeout: float | None = None) -> int:
+        return loop().call(self.aio.publish(topic, payload, timeout))
+
+    def subscribe(self, topic: str, start: int = 1, timeout: float | None = None) -> Subscription:
+        return Subscription(self.aio.subscribe(topic, start, timeout))
+
+    def publish_and_wait(self, topic: str, payload: Any, state: str, target: int, timeout: float | None = None) -> int:
+        return loop().call(self.aio.publish_and_wait(topic, payload, state, target, timeout))
+
+    def publish_subscribe(self, topic: str, payload: Any, timeout: float | None = None) -> tuple[int, Subscription]:
+        seq, subscription = loop().call(self.aio.publish_subscribe(topic, payload, timeout))
+        return seq, Subscription(subscription)
+
+    def exchange(self, key: str, data: Any, participants: int, timeout: float | None = None) -> dict[str, Any]:
+        return loop().call(self.aio.exchange(key, data, participants, timeout))
+
+    def counts(self) -> dict[str, int]:
+        return loop().call(self.aio.counts())
+
+    def cleanup(self, timeout: float | None = None) -> None:
+        loop().call(self.aio.cleanup(timeout))
+
+    @classmethod
+    def from_env(cls, client: KazooClient | None = None) -> Sync:
+        bridged = cls.__new__(cls)
+        bridged.aio = zksync.aio.Sync.from_env(client)
+        bridged.client = bridged.aio.client
+        bridged.namespace, bridged.instance_id = bridged.aio.namespace, bridged.aio.instance_id
+        bridged.root, bridged.instance_count = bridged.aio.root, bridged.aio.instance_count
+        bridged._core = bridged.aio._core
+        return bridged
+
+
 FRONTENDS = {
-    "blocking": {"RWMutex": zksync.RWMutex, "Barrier": zksync.Barrier, "DoubleBarrier": zksync.DoubleBarrier},
-    "asyncio": {"RWMutex": RWMutex, "Barrier": Barrier, "DoubleBarrier": DoubleBarrier},
+    "blocking": {
+        "RWMutex": zksync.RWMutex,
+        "Barrier": zksync.Barrier,
+        "DoubleBarrier": zksync.DoubleBarrier,
+        "Sync": zksync.Sync,
+    },
+    "asyncio": {"RWMutex": RWMutex, "Barrier": Barrier, "DoubleBarrier": DoubleBarrier, "Sync": Sync},
 }
 
 

@@ -289,3 +289,20 @@ def test_the_last_arrival_creates_ready_only_if_every_chosen_member_is_still_the
         ]
         script.answer([RolledBackError(), NoNodeError(), RolledBackError()] if gone_meanwhile else ["/db/ready", 0, 0])
         assert script.done and script.result is made
+
+
+def test_the_lowest_instance_looks_again_when_an_instance_joined_between_its_two_reads() -> None:
+    from zksync._core.sync.presence import Ring
+
+    ring = Ring(Requests(Session(), "Sync", "/run"), "/run", "/run/instances/p-0000000000", lambda m, what: None)
+    parent = ZnodeStat(1, 1, 0, 0, 0, 1, 0, 0, 0, 1, 1)  # cversion 1, one child: p-1 comes next
+    script = Script(ring._watch_newest(ring.generation))
+    script.expect(Exists, path="/run/instances")
+    script.answer(parent)
+    script.expect(Exists, path="/run/instances/p-0000000001")
+    script.answer(stat())  # it joined meanwhile: its creation will never be notified
+    script.expect(Exists, path="/run/instances")
+    script.answer(ZnodeStat(1, 1, 0, 0, 0, 2, 0, 0, 0, 2, 1))
+    script.expect(Exists, path="/run/instances/p-0000000002")
+    script.answer(None)
+    assert script.done

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,8 +19,17 @@ from zksync import BarrierAborted, InvalidArgument, ParticipantLost, Sync, SyncT
 from zksync._util import Deadline
 
 from .conftest import settle, tree, wait_until
+from .frontends import use_frontend
 
 Factory = Callable[..., KazooClient]
+
+
+@pytest.fixture(params=["blocking", "asyncio"], autouse=True)
+def frontend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every scenario of this file runs on both front-ends (see tests/frontends.py)."""
+    return use_frontend(request, sys.modules[__name__], monkeypatch)
+
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -319,9 +329,10 @@ def test_an_idle_instance_does_not_relist_departures_until_its_next_barrier(
     def left_listings() -> int:
         return len([p for kind, p in sent if kind == "GetChildren" and p.endswith("/left")])
 
-    for s in syncs[2:]:
+    for gone, s in enumerate(syncs[2:], start=1):
         s.client.stop()  # three instances go, one after the other
-    wait_until(lambda: len(zk_client.get_children("/zksync-sync/run/left")) == 3, what="departures recorded")
+        # (each is recorded by its successor, which must still be there to see it go)
+        wait_until(lambda n=gone: len(zk_client.get_children("/zksync-sync/run/left")) == n, what="departure recorded")
     time.sleep(0.3)
     assert left_listings() == 0  # notified once at most, and no re-listing
     with pytest.raises(ParticipantLost) as info:

@@ -33,8 +33,9 @@ from .._session import session_for
 from .._util import check_acl, check_name, check_path, check_timeout
 from ..barrier import check_participants
 from ..errors import LockLost
+from .sync import Subscription, Sync
 
-__all__ = ["Barrier", "DoubleBarrier", "Lease", "RWMutex"]
+__all__ = ["Barrier", "DoubleBarrier", "Lease", "RWMutex", "Subscription", "Sync"]
 
 
 class Lease(LeaseBase):

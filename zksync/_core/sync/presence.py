@@ -130,12 +130,17 @@ class Ring:
                 self._run(self._watch_newest(generation), "closing the ring")
 
         deadline = self.requests.default_deadline()
-        parent = yield from self.requests.exists(self.base, deadline)
-        if parent is None or not self._current(generation):
-            return
-        upcoming = next_from_stat(parent.cversion, parent.numChildren, self.mine)
+        while True:
+            parent = yield from self.requests.exists(self.base, deadline)
+            if parent is None or not self._current(generation):
+                return
+            upcoming = next_from_stat(parent.cversion, parent.numChildren, self.mine)
+            if (
+                yield from self.requests.exists(f"{self.base}/{presence(upcoming)}", deadline, watch=next_joined)
+            ) is None:
+                break  # watched: its creation will tell
+            # it joined between our two reads (the watch set on it fires when it leaves): look again
         newest = next_sequence(upcoming, -1)
-        yield from self.requests.exists(f"{self.base}/{presence(upcoming)}", deadline, watch=next_joined)
         if precedes(self.mine, newest):
             self._follow(presence(newest), self._relist_newest, generation)
 
