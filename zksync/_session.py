@@ -266,9 +266,9 @@ class SessionWatch:
                     fire, reason = self._take_callbacks(), "session expired"
                 self._locally_lost = False
                 run_deletes = False
+        self._fire(fire, reason)  # before the wake-ups: a woken waiter must find its attempt marked lost
         for wake in wakers:
             wake()
-        self._fire(fire, reason)
         if run_deletes:
             self._spawn(self._run_deferred_deletes)
 
@@ -280,9 +280,9 @@ class SessionWatch:
             fire = self._take_callbacks()
             wakers = list(self._wakers)
         log.warning("connection suspended for %.2fs: treating the session as lost", self.grace)
+        self._fire(fire, f"connection suspended for more than {self.grace:.2f}s")
         for wake in wakers:
             wake()
-        self._fire(fire, f"connection suspended for more than {self.grace:.2f}s")
 
     def _take_callbacks(self) -> list[LostCallback]:
         # Callbacks stay registered until their owner cancels them: one object may live

@@ -152,9 +152,7 @@ def sweep_later(session: SessionWatch, parent: str, guid: str, recipe: str) -> N
             pass
 
     threading.Thread(target=sweep, name="zksync-sweep", daemon=True).start()
-    timer = threading.Timer(1.5 * session.session_timeout, sweep)
-    timer.daemon = True
-    timer.start()
+    session.call_later(1.5 * session.session_timeout, sweep)  # cancelled if the session ends first
 
 
 __all__ = ["delete_if_created", "release_node", "start", "sweep_later"]
