@@ -1,34 +1,10 @@
 """Barrier (set / unset / wait) and DoubleBarrier (enter / exit with N participants).
 
-Barrier
-    ``path`` is the barrier's root (created with ``acl``); the barrier is *set* while the
-    persistent child ``path/set`` exists.  Being persistent, a set barrier survives its setter's
-    disconnect or crash: waiters are released only by an explicit ``unset``.  Who may set and
-    unset is governed by the root's ACL (CREATE and DELETE on ``path``).  ``wait`` and
-    ``is_set`` first sync their member with the leader, so a wait that starts after ``set()``
-    returned anywhere sees the barrier set (plain ZooKeeper reads may lag behind).
-
-DoubleBarrier
-    Participants are ephemeral-sequential children ``{identifier}.{guid}.{seq}`` of
-    ``path``. An arrival creates its node, watches ``path/ready`` and reads the parent's
-    child count (a stat, not a listing) unless its sequence number shows it cannot be the
-    Nth.  Only an arrival that sees the count reach N lists the children; it creates
-    ``path/ready`` describing the round: the sequence range of its N members (the N lowest
-    present), the few sequence numbers inside that range that are not members (late
-    duplicates of a create whose reply was lost), and the name of the lowest member, the
-    *monitor*.  Everybody else is woken by the creation of ``ready``.  A ``ready`` node left
-    by an earlier round never releases a newcomer (the newcomer's sequence is outside its
-    range and the node is older than the newcomer's; a ready node none of whose members is
-    present is stale and deleted), and the N+1st arrival waits for the next round.
-
-    On exit, every member but the monitor deletes its node and watches the monitor.  The
-    monitor lists the members once, then waits for them to go, from the highest down (checks
-    pipelined, one watch at a time), and finishes with one transaction: mark its node, delete it
-    and ``ready``.  The members watching it see the mark (``CHANGED``) and return without another
-    request.  If the monitor's node goes any other way (it crashed or gave up: ``DELETED``), they
-    list the members and watch the lowest still present.  A member that crashes leaves when its
-    session expires.  An arrival costs at most four requests, a departure two; each listing is
-    made once per round, not once per arrival.
+A Barrier is set while the persistent node ``path/set`` exists: a set barrier survives its
+setter's crash, and only ``unset`` releases the waiters.  A DoubleBarrier's participants are
+ephemeral-sequential children of ``path``; the arrival that completes the count names the
+round's members in ``path/ready``, and the lowest member sees everybody leave.  The protocol,
+with its request counts, is described in :mod:`zksync._core.barrier`.
 """
 
 from __future__ import annotations
@@ -47,8 +23,8 @@ from ._util import check_acl, check_name, check_path
 from .errors import InvalidArgument
 
 
-class Barrier:
-    """A barrier that holds waiters back while it is set."""
+class BarrierBase:
+    """What both front-ends' Barrier share."""
 
     recipe = "Barrier"
 
@@ -57,6 +33,10 @@ class Barrier:
         self.acl = check_acl(acl, self.recipe)
         self._session = session_for(client, self.recipe)
         self._core = BarrierCore(Requests(self._session, self.recipe, self.path), self.acl)
+
+
+class Barrier(BarrierBase):
+    """A barrier that holds waiters back while it is set."""
 
     def set(self) -> bool:
         """Set the barrier; False when it was already set."""
@@ -74,8 +54,8 @@ class Barrier:
         run(self._core.wait(timeout), self._session)
 
 
-class DoubleBarrier:
-    """N participants enter together and leave together."""
+class DoubleBarrierBase:
+    """What both front-ends' DoubleBarrier share."""
 
     recipe = "DoubleBarrier"
 
@@ -105,6 +85,10 @@ class DoubleBarrier:
     def node(self) -> str | None:
         """Our participant node while entered."""
         return self._core.node
+
+
+class DoubleBarrier(DoubleBarrierBase):
+    """N participants enter together and leave together."""
 
     def enter(self, timeout: float | None = None) -> None:
         """Join and return once ``participants`` have entered this round."""

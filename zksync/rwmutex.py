@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
+from typing import Generic, TypeVar
 
 from kazoo.client import KazooClient
 from kazoo.protocol.states import ZnodeStat
@@ -54,16 +55,46 @@ class Lease(LeaseBase):
         return self._lost_event.wait(check_timeout(timeout))
 
 
-class RWMutex:
-    """A distributed readers-writer lock at ``path`` (the lock nodes are its children)."""
+L = TypeVar("L", bound=LeaseBase)
+
+
+class RWMutexBase(Generic[L]):
+    """What both front-ends' RWMutex share: the checked arguments, the engine, the state."""
 
     recipe = "RWMutex"
+    lease_type: type[L]
 
     def __init__(self, client: KazooClient, path: str, acl: list[ACL] | None = None) -> None:
         self.path = check_path(path, self.recipe)
         self.acl = check_acl(acl, self.recipe)
         self._session = session_for(client, self.recipe)
-        self._engine = LockEngine(Requests(self._session, self.recipe, self.path), self.acl, Lease)
+        self._engine = LockEngine(Requests(self._session, self.recipe, self.path), self.acl, self.lease_type)
+
+    @property
+    def lease(self) -> L | None:
+        """The lease this object holds, or None."""
+        return self._engine.lease
+
+    @property
+    def fencing_token(self) -> int | None:
+        lease = self._engine.lease
+        return lease.fencing_token if lease is not None else None
+
+    @property
+    def held(self) -> str | None:
+        """``"read"``, ``"write"`` or None."""
+        lease = self._engine.lease
+        return lease.mode if lease is not None else None
+
+    def check(self) -> None:
+        """Raise :class:`LockLost` if the held lock was lost, :class:`NotHeld` if none is held."""
+        self._engine.check()
+
+
+class RWMutex(RWMutexBase[Lease]):
+    """A distributed readers-writer lock at ``path`` (the lock nodes are its children)."""
+
+    lease_type = Lease
 
     # ---- acquiring ---------------------------------------------------------------------
     def lock(self, timeout: float | None = None) -> Lease:
@@ -99,26 +130,6 @@ class RWMutex:
             yield lease
 
     # ---- state -------------------------------------------------------------------------
-    @property
-    def lease(self) -> Lease | None:
-        """The lease this object holds, or None."""
-        return self._engine.lease
-
-    @property
-    def fencing_token(self) -> int | None:
-        lease = self._engine.lease
-        return lease.fencing_token if lease is not None else None
-
-    @property
-    def held(self) -> str | None:
-        """``"read"``, ``"write"`` or None."""
-        lease = self._engine.lease
-        return lease.mode if lease is not None else None
-
-    def check(self) -> None:
-        """Raise :class:`LockLost` if the held lock was lost, :class:`NotHeld` if none is held."""
-        self._engine.check()
-
     def queue(self, timeout: float | None = None) -> list[tuple[str, str]]:
         """The current queue as ``(kind, node name)`` pairs, holders first."""
         return run(self._engine.queue(timeout), self._session)

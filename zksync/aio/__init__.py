@@ -16,23 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
 from collections.abc import AsyncIterator
 
-from kazoo.client import KazooClient
 from kazoo.protocol.states import ZnodeStat
-from kazoo.security import ACL
 
-from .._core.barrier import BarrierCore, DoubleBarrierCore
-from .._core.lock import LeaseBase, LockEngine
+from .._core.lock import LeaseBase
 from .._core.queue import READ, WRITE, Kind
-from .._core.requests import Requests
 from .._drive.aio import Expired, run, within
-from .._session import session_for
-from .._util import check_acl, check_name, check_path, check_timeout
-from ..barrier import check_participants
+from .._util import check_timeout
+from ..barrier import BarrierBase, DoubleBarrierBase
 from ..errors import LockLost
+from ..rwmutex import RWMutexBase
 from .sync import Subscription, Sync
 
 __all__ = ["Barrier", "DoubleBarrier", "Lease", "RWMutex", "Subscription", "Sync"]
@@ -79,17 +73,11 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-class RWMutex:
+class RWMutex(RWMutexBase[Lease]):
     """A distributed readers-writer lock at ``path``, for asyncio (see :class:`zksync.RWMutex`:
     same nodes, same rules; the two exclude each other)."""
 
-    recipe = "RWMutex"
-
-    def __init__(self, client: KazooClient, path: str, acl: list[ACL] | None = None) -> None:
-        self.path = check_path(path, self.recipe)
-        self.acl = check_acl(acl, self.recipe)
-        self._session = session_for(client, self.recipe)
-        self._engine = LockEngine(Requests(self._session, self.recipe, self.path), self.acl, Lease)
+    lease_type = Lease
 
     async def lock(self, timeout: float | None = None) -> Lease:
         """Acquire the write lock; :class:`~zksync.Timeout` after ``timeout`` seconds."""
@@ -114,24 +102,6 @@ class RWMutex:
         """``async with m.read(timeout) as lease:`` holds a read lock for the block."""
         return self._held(READ, timeout)
 
-    @property
-    def lease(self) -> Lease | None:
-        return self._engine.lease
-
-    @property
-    def fencing_token(self) -> int | None:
-        lease = self._engine.lease
-        return lease.fencing_token if lease is not None else None
-
-    @property
-    def held(self) -> str | None:
-        lease = self._engine.lease
-        return lease.mode if lease is not None else None
-
-    def check(self) -> None:
-        """Raise :class:`~zksync.LockLost` if the held lock was lost, NotHeld if none is held."""
-        self._engine.check()
-
     async def queue(self, timeout: float | None = None) -> list[tuple[str, str]]:
         return await run(self._engine.queue(timeout), self._session)
 
@@ -152,16 +122,8 @@ class RWMutex:
             raise LockLost(f"lock lost inside the block: {lease.lost_reason}", path=self.path, recipe=self.recipe)
 
 
-class Barrier:
+class Barrier(BarrierBase):
     """A barrier that holds waiters back while it is set (see :class:`zksync.Barrier`)."""
-
-    recipe = "Barrier"
-
-    def __init__(self, client: KazooClient, path: str, acl: list[ACL] | None = None) -> None:
-        self.path = check_path(path, self.recipe)
-        self.acl = check_acl(acl, self.recipe)
-        self._session = session_for(client, self.recipe)
-        self._core = BarrierCore(Requests(self._session, self.recipe, self.path), self.acl)
 
     async def set(self) -> bool:
         return await run(self._core.set(), self._session)
@@ -177,36 +139,8 @@ class Barrier:
         await run(self._core.wait(timeout), self._session)
 
 
-class DoubleBarrier:
+class DoubleBarrier(DoubleBarrierBase):
     """N participants enter together and leave together (see :class:`zksync.DoubleBarrier`)."""
-
-    recipe = "DoubleBarrier"
-
-    def __init__(
-        self,
-        client: KazooClient,
-        path: str,
-        participants: int,
-        identifier: str | None = None,
-        acl: list[ACL] | None = None,
-    ) -> None:
-        self.path = check_path(path, self.recipe)
-        self.participants = check_participants(participants, self.path, self.recipe)
-        if identifier is None:
-            identifier = f"{socket.gethostname()}-{os.getpid()}"
-        self.identifier = check_name(identifier, "identifier", self.recipe)
-        self.acl = check_acl(acl, self.recipe)
-        self._session = session_for(client, self.recipe)
-        requests = Requests(self._session, self.recipe, self.path)
-        self._core = DoubleBarrierCore(requests, self.participants, self.identifier, self.acl)
-
-    @property
-    def entered(self) -> bool:
-        return self._core.entered
-
-    @property
-    def node(self) -> str | None:
-        return self._core.node
 
     async def enter(self, timeout: float | None = None) -> None:
         await run(self._core.enter(timeout), self._session)
