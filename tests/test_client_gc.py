@@ -7,6 +7,7 @@ old one, with whatever the recipes hung on it, must go.  The clients here are ma
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
@@ -19,6 +20,7 @@ import pytest
 from kazoo.client import KazooClient
 
 import zksync
+import zksync.aio
 from zksync import Barrier, DoubleBarrier, RWMutex, Sync
 from zksync._session import session_for
 from zksync.testing.toxi import ProxiedEnsemble
@@ -121,6 +123,33 @@ def test_a_client_used_with_the_locks_and_barriers_is_freed(
 def test_a_client_used_with_sync_is_freed(make_client: Callable[[], KazooClient], zk_session_timeout: float) -> None:
     client = make_client()
     use_sync(client)
+    ref = weakref.ref(client)
+    stop(client)
+    del client
+    assert collected(ref, max(5.0, zk_session_timeout)), holders(ref)
+
+
+def use_everything_from_asyncio(client: KazooClient) -> None:
+    async def scenario() -> None:
+        mutex = zksync.aio.RWMutex(client, "/gc/lock")
+        async with mutex.write(timeout=10) as lease:
+            assert not await lease.wait_lost(0)
+        async with zksync.aio.DoubleBarrier(client, "/gc/double", 1):
+            pass
+        barrier = zksync.aio.Barrier(client, "/gc/barrier")
+        await barrier.wait(timeout=10)
+        sync = zksync.aio.Sync(client, "gc-aio", instance_id="only")
+        assert await sync.signal_and_wait("ready", 1, timeout=10) == 1
+        await sync.publish("news", 1)
+        async for payload in sync.subscribe("news", timeout=1):
+            assert payload == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_client_used_from_asyncio_is_freed(make_client: Callable[[], KazooClient], zk_session_timeout: float) -> None:
+    client = make_client()
+    use_everything_from_asyncio(client)
     ref = weakref.ref(client)
     stop(client)
     del client
