@@ -289,18 +289,18 @@ def test_an_unreachable_ensemble_is_one_line_and_its_own_code(tmp_path: Path) ->
 
 
 def test_ensemble_up_status_down(tmp_path: Path) -> None:
-    env = {"ZKSYNC_STATE": str(tmp_path / "state")}
-    up = zksync_cmd("ensemble", "up", "--size", "1", hosts=None, cwd=tmp_path, **env)
+    state = str(tmp_path / "state")
+    up = zksync_cmd("ensemble", "up", "--size", "1", hosts=None, cwd=tmp_path, ZKSYNC_STATE=state)
     try:
         assert up.returncode == 0, up.stderr
         peers = up.stdout.strip().removeprefix("export ZOOKEEPER_PEERS=")
-        again = zksync_cmd("ensemble", "up", hosts=None, cwd=tmp_path, **env)
+        again = zksync_cmd("ensemble", "up", hosts=None, cwd=tmp_path, ZKSYNC_STATE=state)
         assert again.stdout == up.stdout  # state survives between commands: the same ensemble
-        status = zksync_cmd("ensemble", "status", hosts=None, cwd=tmp_path, **env)
+        status = zksync_cmd("ensemble", "status", hosts=None, cwd=tmp_path, ZKSYNC_STATE=state)
         assert status.returncode == 0 and "standalone" in status.stdout
         client = zksync.connect(peers)
         client.stop()
     finally:
-        down = zksync_cmd("ensemble", "down", hosts=None, cwd=tmp_path, **env)
+        down = zksync_cmd("ensemble", "down", hosts=None, cwd=tmp_path, ZKSYNC_STATE=state)
     assert down.returncode == 0 and "stopped" in down.stdout
-    assert zksync_cmd("ensemble", "status", hosts=None, cwd=tmp_path, **env).returncode == EXIT_ENSEMBLE
+    assert zksync_cmd("ensemble", "status", hosts=None, cwd=tmp_path, ZKSYNC_STATE=state).returncode == EXIT_ENSEMBLE

@@ -80,7 +80,7 @@ def test_bad_acls_are_refused(zk_client: KazooClient, acl: Any) -> None:
 
 def test_not_a_kazoo_client_is_refused() -> None:
     with pytest.raises(InvalidArgument, match="KazooClient"):
-        RWMutex("127.0.0.1:2181", "/lock")  # type: ignore[arg-type]
+        RWMutex("127.0.0.1:2181", "/lock")
 
 
 def test_a_stopped_client_gets_a_clear_error(zk_client_factory: Any, zk_client: KazooClient) -> None:
