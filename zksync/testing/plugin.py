@@ -15,8 +15,11 @@ Installed with zksync (entry point ``pytest11``).  Fixtures:
                  chroot); all are closed after the test.
 
 Options (command line or ini): ``--zk-size`` (members of the local ensemble, default 3),
-``--zk-session-timeout`` (seconds, default 4).  ``ZKSYNC_TIME_SCALE`` multiplies that timeout
-on slow machines.  When a test fails, the tail of every member's log is attached to its report.
+``--zk-session-timeout`` (seconds, default 4).  ``ZKSYNC_TIME_SCALE`` (see
+:mod:`zksync.testing.timing`) multiplies that timeout, the local ensemble's tick (and so the
+session timeouts its members allow) and its start-up wait on slow machines; a value that is not a
+number > 0 stops the run at once.  When a test fails, the tail of every member's log is attached
+to its report.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ import pytest
 from kazoo.client import KazooClient
 
 from .. import connect
-from .ensemble import Ensemble
+from .ensemble import DEFAULT_TICK_TIME, Ensemble
+from .timing import TimeScaleError, scaled, time_scale
 from .toxi import ProxiedEnsemble, ToxiproxyServer, find_server
 
 
@@ -46,13 +50,6 @@ class ExternalEnsemble:
         return "(external ensemble: no logs here)"
 
 
-def time_scale() -> float:
-    try:
-        return max(0.1, float(os.environ.get("ZKSYNC_TIME_SCALE", "1")))
-    except ValueError:
-        return 1.0
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("zksync", "ZooKeeper ensemble for tests")
     group.addoption("--zk-size", type=int, default=None, help="members of the local ensemble (default 3)")
@@ -61,6 +58,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("zk_size", "members of the local ensemble", default="3")
     parser.addini("zk_session_timeout", "session timeout of test clients (seconds)", default="4")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        time_scale()
+    except TimeScaleError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _option(config: pytest.Config, name: str) -> str:
@@ -74,8 +78,11 @@ def zk_ensemble(request: pytest.FixtureRequest) -> Iterator[Ensemble | ExternalE
     if peers:
         yield ExternalEnsemble(peers)
         return
-    ensemble = Ensemble(size=int(_option(request.config, "zk_size")))
-    ensemble.start()
+    # a slower tick on a slow machine: the members' session timeout bounds (2 and 20 ticks) and
+    # their election and sync limits stretch with the tests' own timeouts
+    tick_time = max(1, round(DEFAULT_TICK_TIME * time_scale()))
+    ensemble = Ensemble(size=int(_option(request.config, "zk_size")), tick_time=tick_time)
+    ensemble.start(timeout=scaled(90))
     try:
         yield ensemble
     finally:
@@ -89,7 +96,7 @@ def zk_hosts(zk_ensemble: Ensemble | ExternalEnsemble) -> str:
 
 @pytest.fixture
 def zk_session_timeout(request: pytest.FixtureRequest) -> float:
-    return float(_option(request.config, "zk_session_timeout")) * time_scale()
+    return scaled(float(_option(request.config, "zk_session_timeout")))
 
 
 @pytest.fixture
