@@ -12,7 +12,8 @@ Installed with zksync (entry point ``pytest11``).  Fixtures:
                  ``CI=true``.
 ``zk_faults``    the same, healed (every toxic removed) after each test.
 ``zk_client_factory``  ``zk_client_factory(**kazoo_options)`` makes more such clients (same
-                 chroot); all are closed after the test.
+                 chroot; ``timeout`` is kazoo's session timeout, default
+                 ``--zk-session-timeout``); all are closed after the test.
 
 Options (command line or ini): ``--zk-size`` (members of the local ensemble, default 3),
 ``--zk-session-timeout`` (seconds, default 4).  ``ZKSYNC_TIME_SCALE`` (see
@@ -37,6 +38,8 @@ from .. import connect
 from .ensemble import DEFAULT_TICK_TIME, Ensemble
 from .timing import TimeScaleError, scaled, time_scale
 from .toxi import ProxiedEnsemble, ToxiproxyServer, find_server
+
+CONNECT_WAIT = 15.0  # seconds (scaled) a test client may take to connect
 
 
 class ExternalEnsemble:
@@ -104,7 +107,7 @@ def zk_chroot(request: pytest.FixtureRequest, zk_hosts: str) -> Iterator[str]:
     """A fresh path for this test; removed afterwards."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:80]
     chroot = f"/zksync-tests/{name}-{uuid.uuid4().hex[:8]}"
-    admin = connect(zk_hosts)
+    admin = connect(zk_hosts, timeout=scaled(CONNECT_WAIT))
     try:
         admin.ensure_path(chroot)
         yield chroot
@@ -122,8 +125,14 @@ def zk_client_factory(zk_hosts: str, zk_chroot: str, zk_session_timeout: float) 
     made: list[KazooClient] = []
 
     def make(hosts: str | None = None, **options: Any) -> KazooClient:
-        options.setdefault("timeout", zk_session_timeout)
-        client = connect(f"{hosts or zk_hosts}{zk_chroot}", **options)
+        # ``timeout`` is kazoo's: the session timeout (zksync.connect's own ``timeout`` is the wait
+        # for the first connection, and its name for the session timeout is ``session_timeout``)
+        if "session_timeout" in options:
+            options["timeout"] = options.pop("session_timeout")
+        session_timeout = options.pop("timeout", zk_session_timeout)
+        client = connect(
+            f"{hosts or zk_hosts}{zk_chroot}", timeout=scaled(CONNECT_WAIT), session_timeout=session_timeout, **options
+        )
         made.append(client)
         return client
 
