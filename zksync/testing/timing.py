@@ -8,8 +8,9 @@ machine more time everywhere at once::
 
 A unit is one second at scale 1 (the default); at scale 3 it is three.  The whole time axis of
 a test stretches together (sleeps, deadlines it expects to pass or to expire, session timeouts,
-bounds on elapsed time), so every ratio the test relies on is kept.  The scale is read from the
-environment at each call, and a value that is not a number > 0 is an error, never a silent 1.
+bounds on elapsed time), so every ratio the test relies on is kept; only the size of an injected
+fault (a Toxiproxy latency) stays as it is.  The scale is read from the environment at each call,
+and a value that is not a number > 0 is an error, never a silent 1.
 """
 
 from __future__ import annotations
