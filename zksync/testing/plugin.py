@@ -16,7 +16,7 @@ Installed with zksync (entry point ``pytest11``).  Fixtures:
                  ``--zk-session-timeout``); all are closed after the test.
 
 Options (command line or ini): ``--zk-size`` (members of the local ensemble, default 3),
-``--zk-session-timeout`` (seconds, default 4).  ``ZKSYNC_TIME_SCALE`` (see
+``--zk-session-timeout`` (seconds, default 10: kazoo's own default).  ``ZKSYNC_TIME_SCALE`` (see
 :mod:`zksync.testing.timing`) multiplies that timeout, the local ensemble's tick (and so the
 session timeouts its members allow) and its start-up wait on slow machines; a value that is not a
 number > 0 stops the run at once.  When a test fails, the tail of every member's log is attached
@@ -57,10 +57,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("zksync", "ZooKeeper ensemble for tests")
     group.addoption("--zk-size", type=int, default=None, help="members of the local ensemble (default 3)")
     group.addoption(
-        "--zk-session-timeout", type=float, default=None, help="session timeout of test clients in seconds (default 4)"
+        "--zk-session-timeout", type=float, default=None, help="session timeout of test clients in seconds (default 10)"
     )
     parser.addini("zk_size", "members of the local ensemble", default="3")
-    parser.addini("zk_session_timeout", "session timeout of test clients (seconds)", default="4")
+    parser.addini("zk_session_timeout", "session timeout of test clients (seconds)", default="10")
 
 
 def pytest_configure(config: pytest.Config) -> None:
