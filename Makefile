@@ -20,7 +20,7 @@ lint:
 	$(PYTHON) -m ruff format --check .
 
 typecheck:
-	$(PYTHON) -m mypy zksync
+	$(PYTHON) -m mypy zksync tests benchmarks
 
 unit:
 	$(PYTHON) -m pytest -q tests/test_rules.py tests/test_validation.py

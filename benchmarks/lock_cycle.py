@@ -28,7 +28,7 @@ from typing import Any
 from kazoo.client import KazooClient
 
 import zksync
-from zksync.testing import Ensemble
+from zksync.testing import Ensemble, timing
 
 
 def count_requests(client: KazooClient) -> list[str]:
@@ -153,12 +153,12 @@ def fan_out(hosts: str, root: str, waiters: int, mode: str) -> dict[str, Any]:
         thread.start()
         threads.append(thread)
         while len(holder.queue()) == queued:
-            time.sleep(0.005)
+            timing.sleep(0.005)
     holder.unlock()
     expected = 1 if mode == "write" else waiters
     for _ in range(expected):
         acquired.acquire(timeout=30)
-    time.sleep(0.5)  # let any stray notification arrive
+    timing.sleep(0.5)  # let any stray notification arrive
     first_release = sum(c[0] for c in counters)
     release.set()
     for thread in threads:

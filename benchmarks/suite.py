@@ -43,7 +43,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError, NotEmptyError
 
 import zksync
-from zksync.testing import Ensemble
+from zksync.testing import Ensemble, timing
 from zksync.testing.ensemble import four_letter
 
 from .lock_cycle import count_requests, floor_cycle_for, timed
@@ -328,7 +328,7 @@ def memory_worker(params: Result, ready: Any, go: Any, report: Callable[[Result]
         thread.start()
     for thread in threads:
         thread.join(150)
-    time.sleep(0.5)
+    timing.sleep(0.5)
     after = rss_kib()
     ready.put(0)
     result = {

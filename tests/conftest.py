@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from kazoo.client import KazooClient
 
+from zksync.testing.timing import scaled, sleep
+
 
 def tree(client: KazooClient, path: str = "/") -> set[str]:
     """Every node below ``path`` (the client's chroot when it has one)."""
@@ -24,14 +26,16 @@ def tree(client: KazooClient, path: str = "/") -> set[str]:
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
+    """The first true value of ``predicate``, polled for ``timeout`` units of test time."""
+    limit = scaled(timeout)
+    deadline = time.monotonic() + limit
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s")
-        time.sleep(0.02)
+            raise AssertionError(f"{what} not reached within {limit:g}s")
+        sleep(0.02)
 
 
 class RequestCounter:
@@ -98,7 +102,8 @@ def pool(gates: Callable[[], threading.Event]) -> Iterator[ThreadPoolExecutor]:
 
 
 def settle(future: Future[Any], timeout: float = 30.0) -> Any:
-    return future.result(timeout=timeout)
+    """The result of ``future``, given ``timeout`` units of test time."""
+    return future.result(timeout=scaled(timeout))
 
 
 def assert_still_exclusive(holder: Any, other_client: KazooClient) -> None:
@@ -107,7 +112,7 @@ def assert_still_exclusive(holder: Any, other_client: KazooClient) -> None:
 
     waiter = RWMutex(other_client, holder.path)
     with pytest.raises(Timeout):
-        waiter.lock(timeout=1)
+        waiter.lock(timeout=scaled(1))
     holder.unlock()
-    waiter.lock(timeout=5)
+    waiter.lock(timeout=scaled(5))
     waiter.unlock()

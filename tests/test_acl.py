@@ -9,6 +9,7 @@ from kazoo.client import KazooClient
 from kazoo.security import make_acl, make_digest_acl
 
 from zksync import AccessDenied, Barrier, DoubleBarrier, RWMutex
+from zksync.testing.timing import scaled
 
 Factory = Callable[..., KazooClient]
 
@@ -31,7 +32,7 @@ def snapshot(client: KazooClient, path: str) -> list[str]:
 
 def test_acl_is_applied_to_the_recipe_nodes(alice: KazooClient) -> None:
     mutex = RWMutex(alice, "/guarded/lock", acl=ALICE)
-    lease = mutex.lock(timeout=5)
+    lease = mutex.lock(timeout=scaled(5))
     for path in ("/guarded", "/guarded/lock", lease.node):
         acls, _ = alice.get_acls(path)
         assert {a.id.scheme for a in acls} == {"digest", "world"}, path
@@ -42,12 +43,12 @@ def test_without_the_credential_a_lock_can_be_neither_broken_nor_taken(
     alice: KazooClient, mallory: KazooClient
 ) -> None:
     owner = RWMutex(alice, "/lock", acl=ALICE)
-    lease = owner.lock(timeout=5)
+    lease = owner.lock(timeout=scaled(5))
     before = snapshot(alice, "/lock")
     with pytest.raises(AccessDenied):
-        RWMutex(mallory, "/lock").break_lock(timeout=5)
+        RWMutex(mallory, "/lock").break_lock(timeout=scaled(5))
     with pytest.raises(AccessDenied):
-        RWMutex(mallory, "/lock").lock(timeout=5)
+        RWMutex(mallory, "/lock").lock(timeout=scaled(5))
     assert snapshot(alice, "/lock") == before
     assert lease.valid
     owner.unlock()
@@ -72,15 +73,15 @@ def test_without_the_credential_one_cannot_enter_or_remove_a_participant(
     alice: KazooClient, mallory: KazooClient
 ) -> None:
     owner = DoubleBarrier(alice, "/db", 1, identifier="alice", acl=ALICE)
-    owner.enter(timeout=5)
+    owner.enter(timeout=scaled(5))
     before = snapshot(alice, "/db")
     with pytest.raises(AccessDenied):
-        DoubleBarrier(mallory, "/db", 1, identifier="mallory").enter(timeout=5)
+        DoubleBarrier(mallory, "/db", 1, identifier="mallory").enter(timeout=scaled(5))
     with pytest.raises(AccessDenied):  # exiting on alice's behalf
-        DoubleBarrier(mallory, "/db", 1).evict("alice", timeout=5)
+        DoubleBarrier(mallory, "/db", 1).evict("alice", timeout=scaled(5))
     assert snapshot(alice, "/db") == before
     assert DoubleBarrier(mallory, "/db", 1).present() == ["alice"]
-    owner.exit(timeout=5)
+    owner.exit(timeout=scaled(5))
 
 
 def test_with_the_credential_an_operator_can_evict_a_stuck_participant(
@@ -89,8 +90,8 @@ def test_with_the_credential_an_operator_can_evict_a_stuck_participant(
     stuck = DoubleBarrier(
         zk_client_factory(auth_data=[("digest", "alice:secret")]), "/db", 1, identifier="stuck", acl=ALICE
     )
-    stuck.enter(timeout=5)
+    stuck.enter(timeout=scaled(5))
     operator = DoubleBarrier(alice, "/db", 1)
     assert operator.present() == ["stuck"]
-    assert operator.evict("stuck", timeout=5) == 1
+    assert operator.evict("stuck", timeout=scaled(5)) == 1
     assert operator.present() == []

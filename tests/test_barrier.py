@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 from kazoo.client import KazooClient
 
 from zksync import AlreadyHeld, Barrier, DoubleBarrier, NotHeld, Timeout, ZkSyncError
+from zksync.testing.timing import scaled, sleep
 
 from .conftest import RequestCounter, WatchCounter, settle, tree, wait_until
 from .frontends import use_frontend
@@ -49,8 +49,8 @@ def test_unset_releases_every_waiter_with_one_notification_each(
     setter.set()
     clients = [zk_client_factory() for _ in range(10)]
     counters = [WatchCounter(c) for c in clients]
-    waiters = [pool.submit(Barrier(c, "/b").wait, 20) for c in clients]
-    time.sleep(0.5)
+    waiters = [pool.submit(Barrier(c, "/b").wait, scaled(20)) for c in clients]
+    sleep(0.5)
     assert not any(w.done() for w in waiters)
     setter.unset()
     for w in waiters:
@@ -62,7 +62,7 @@ def test_wait_times_out_while_set_and_leaves_nothing_behind(zk_client: KazooClie
     Barrier(zk_client, "/b").set()
     before = tree(zk_client)
     with pytest.raises(Timeout):
-        Barrier(zk_client_factory(), "/b").wait(timeout=0.3)
+        Barrier(zk_client_factory(), "/b").wait(timeout=scaled(0.3))
     assert tree(zk_client) == before
 
 
@@ -72,7 +72,7 @@ def test_setter_disconnecting_does_not_release_waiters(zk_client_factory: Factor
     waiter = pool.submit(Barrier(zk_client_factory(), "/b").wait, 20)
     setter_client.stop()
     setter_client.close()
-    time.sleep(1.0)
+    sleep(1.0)
     assert not waiter.done()  # the barrier node is persistent
     Barrier(zk_client_factory(), "/b").unset()
     settle(waiter)
@@ -80,7 +80,8 @@ def test_setter_disconnecting_does_not_release_waiters(zk_client_factory: Factor
 
 # ---- DoubleBarrier --------------------------------------------------------------------------
 def enter_all(pool: ThreadPoolExecutor, barriers: list[DoubleBarrier], timeout: float = 20) -> list[Future[Any]]:
-    return [pool.submit(b.enter, timeout) for b in barriers]
+    """Every barrier's ``enter`` started in the pool, given ``timeout`` units of test time."""
+    return [pool.submit(b.enter, scaled(timeout)) for b in barriers]
 
 
 def participants(client: KazooClient, path: str = "/db") -> list[str]:
@@ -94,16 +95,16 @@ def test_enter_returns_only_when_all_have_entered_and_exit_only_when_all_have_le
 ) -> None:
     barriers = [DoubleBarrier(zk_client_factory(), "/db", 3, identifier=f"p{i}") for i in range(3)]
     first = enter_all(pool, barriers[:2])
-    time.sleep(0.5)
+    sleep(0.5)
     assert not any(f.done() for f in first)
-    last = pool.submit(barriers[2].enter, 20)
+    last = pool.submit(barriers[2].enter, scaled(20))
     for f in [*first, last]:
         settle(f)
     assert all(b.entered for b in barriers)
-    early = [pool.submit(b.exit, 20) for b in barriers[:2]]
-    time.sleep(0.5)
+    early = [pool.submit(b.exit, scaled(20)) for b in barriers[:2]]
+    sleep(0.5)
     assert not any(f.done() for f in early)  # one member is still inside
-    barriers[2].exit(timeout=20)
+    barriers[2].exit(timeout=scaled(20))
     for f in early:
         settle(f)
     assert tree(zk_client) == {"/db"}  # no participant node and no ready node left
@@ -127,19 +128,19 @@ def test_more_than_n_arrivals_only_n_enter_and_the_rest_wait_for_the_next_round(
     barriers = [DoubleBarrier(zk_client_factory(), "/db", 2, identifier=f"p{i}") for i in range(3)]
     futures = []
     for b in barriers:
-        futures.append(pool.submit(b.enter, 20))
+        futures.append(pool.submit(b.enter, scaled(20)))
         wait_until(lambda: len(participants(zk_client)) == len(futures), what="participant queued")
     settle(futures[0])
     settle(futures[1])
-    time.sleep(0.5)
+    sleep(0.5)
     assert not futures[2].done()  # the third waits: it is not a member of this round
     assert barriers[0].entered and barriers[1].entered and not barriers[2].entered
-    for f in [pool.submit(b.exit, 20) for b in barriers[:2]]:
+    for f in [pool.submit(b.exit, scaled(20)) for b in barriers[:2]]:
         settle(f)
     fourth = DoubleBarrier(zk_client_factory(), "/db", 2, identifier="p3")
-    fourth.enter(timeout=20)  # a new round: the third and the fourth
+    fourth.enter(timeout=scaled(20))  # a new round: the third and the fourth
     settle(futures[2])
-    for f in [pool.submit(b.exit, 20) for b in (barriers[2], fourth)]:
+    for f in [pool.submit(b.exit, scaled(20)) for b in (barriers[2], fourth)]:
         settle(f)
     assert tree(zk_client) == {"/db"}
 
@@ -150,12 +151,12 @@ def test_a_stale_ready_node_from_a_crashed_round_never_lets_a_new_round_through_
     zk_client.create("/db/ready", json.dumps({"members": [1, 2]}).encode(), makepath=True)
     lone = DoubleBarrier(zk_client_factory(), "/db", 2, identifier="lone")
     with pytest.raises(Timeout):
-        lone.enter(timeout=1.0)  # alone, it must not pass the stale ready node
+        lone.enter(timeout=scaled(1.0))  # alone, it must not pass the stale ready node
     assert not lone.entered
     pair = [DoubleBarrier(zk_client_factory(), "/db", 2, identifier=f"p{i}") for i in range(2)]
     for f in enter_all(pool, pair):
         settle(f)
-    for f in [pool.submit(b.exit, 20) for b in pair]:
+    for f in [pool.submit(b.exit, scaled(20)) for b in pair]:
         settle(f)
     assert tree(zk_client) == {"/db"}
 
@@ -165,13 +166,13 @@ def test_re_entering_after_a_timeout_works_and_leaves_no_extra_node(
 ) -> None:
     early = DoubleBarrier(zk_client_factory(), "/db", 2, identifier="early")
     with pytest.raises(Timeout):
-        early.enter(timeout=0.5)
+        early.enter(timeout=scaled(0.5))
     assert participants(zk_client) == []
     late = DoubleBarrier(zk_client_factory(), "/db", 2, identifier="late")
     for f in enter_all(pool, [early, late]):
         settle(f)
     assert len(participants(zk_client)) == 2
-    for f in [pool.submit(b.exit, 20) for b in (early, late)]:
+    for f in [pool.submit(b.exit, scaled(20)) for b in (early, late)]:
         settle(f)
     assert tree(zk_client) == {"/db"}
 
@@ -184,8 +185,8 @@ def test_a_participant_that_crashes_after_entering_does_not_block_the_others_exi
     crasher = DoubleBarrier(crasher_client, "/db", 3, identifier="crasher")
     for f in enter_all(pool, [*barriers, crasher]):
         settle(f)
-    exits = [pool.submit(b.exit, 20) for b in barriers]
-    time.sleep(0.5)
+    exits = [pool.submit(b.exit, scaled(20)) for b in barriers]
+    sleep(0.5)
     assert not any(f.done() for f in exits)
     crasher_client.stop()  # its session ends and its node goes with it
     for f in exits:
@@ -200,17 +201,17 @@ def test_the_lowest_member_crashing_during_exit_does_not_block_the_others(
     barriers = [DoubleBarrier(c, "/db", 3, identifier=f"p{i}") for i, c in enumerate(clients)]
     futures = []
     for b in barriers:  # enter one after the other so p0 has the lowest sequence
-        futures.append(pool.submit(b.enter, 20))
+        futures.append(pool.submit(b.enter, scaled(20)))
         wait_until(lambda: len(participants(zk_client)) == len(futures))
     for f in futures:
         settle(f)
-    monitor = pool.submit(barriers[0].exit, 20)
-    other = pool.submit(barriers[1].exit, 20)
+    monitor = pool.submit(barriers[0].exit, scaled(20))
+    other = pool.submit(barriers[1].exit, scaled(20))
     wait_until(lambda: len(participants(zk_client)) == 2, what="p1 left")  # p0 waits as monitor
     clients[0].stop()  # the monitor crashes
-    time.sleep(0.3)
+    sleep(0.3)
     assert not other.done()  # p2 is still inside
-    barriers[2].exit(timeout=20)
+    barriers[2].exit(timeout=scaled(20))
     settle(other)
     with pytest.raises(ZkSyncError):  # its client was stopped under it
         settle(monitor)
@@ -220,11 +221,11 @@ def test_the_lowest_member_crashing_during_exit_does_not_block_the_others(
 def test_double_barrier_state_errors(zk_client: KazooClient) -> None:
     barrier = DoubleBarrier(zk_client, "/db", 1)
     with pytest.raises(NotHeld):
-        barrier.exit(timeout=1)
-    barrier.enter(timeout=5)
+        barrier.exit(timeout=scaled(1))
+    barrier.enter(timeout=scaled(5))
     with pytest.raises(AlreadyHeld):
-        barrier.enter(timeout=5)
-    barrier.exit(timeout=5)
+        barrier.enter(timeout=scaled(5))
+    barrier.exit(timeout=scaled(5))
     assert tree(zk_client) == {"/db"}
 
 
@@ -234,17 +235,17 @@ def test_a_member_enters_with_three_requests_and_leaves_with_two_without_listing
     clients = [zk_client_factory() for _ in range(3)]
     barriers = [DoubleBarrier(c, "/db", 3, identifier=f"p{i}") for i, c in enumerate(clients)]
     counter = RequestCounter(clients[1])  # neither the monitor (p0) nor the arrival completing the count
-    futures = [pool.submit(barriers[0].enter, 20)]
+    futures = [pool.submit(barriers[0].enter, scaled(20))]
     wait_until(lambda: len(participants(zk_client)) == 1, what="p0 queued")
-    futures.append(pool.submit(barriers[1].enter, 20))
+    futures.append(pool.submit(barriers[1].enter, scaled(20)))
     wait_until(lambda: len(counter.calls) == 2, what="p1 waits for ready")
-    futures.append(pool.submit(barriers[2].enter, 20))
+    futures.append(pool.submit(barriers[2].enter, scaled(20)))
     for f in futures:
         settle(f)
     # numbered 1 of 3, it cannot complete the count: no count read; woken by the creation of ready
     assert counter.calls == ["Create2", "Exists", "GetData"]
     counter.reset()
-    exits = [pool.submit(b.exit, 20) for b in barriers]
+    exits = [pool.submit(b.exit, scaled(20)) for b in barriers]
     for f in exits:
         settle(f)
     assert counter.calls == ["Delete", "Exists"]  # woken by the monitor's mark
@@ -263,7 +264,7 @@ def test_twenty_members_leave_together_through_one_monitor(
     assert listings <= 5  # the last arrival lists; one racing it may too (listing on every arrival: 20)
     for c in counters:
         c.reset()
-    for f in [pool.submit(b.exit, 20) for b in barriers]:
+    for f in [pool.submit(b.exit, scaled(20)) for b in barriers]:
         settle(f)
     assert sum(c.calls.count("GetChildren") for c in counters) == 1  # the monitor, once
     assert tree(zk_client) == {"/db"}

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from zksync.testing.timing import scaled
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -20,7 +22,7 @@ def test_lock_cycle_benchmark_runs_and_counts_three_requests_per_cycle(zk_hosts:
         env=env,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=scaled(180),
     )
     assert done.returncode == 0, done.stderr
     results = json.loads(out.read_text())

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from zksync.testing.timing import scaled
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -19,7 +21,7 @@ def test_benchmark_suite_quick_run_writes_results(zk_hosts: str, tmp_path: Path)
         env=env,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=scaled(240),
     )
     assert done.returncode == 0, done.stderr[-4000:]
     for name in ("results.json", "results.md", "scaling.png"):

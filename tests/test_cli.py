@@ -26,6 +26,7 @@ from zksync.cli import (
     EXIT_TIMEOUT,
     EXIT_USAGE,
 )
+from zksync.testing.timing import scaled
 
 from .conftest import wait_until
 
@@ -37,6 +38,7 @@ Factory = Callable[..., KazooClient]
 def zksync_cmd(
     *args: str, hosts: str | None, cwd: Path, timeout: float = 120, **env: str
 ) -> subprocess.CompletedProcess[str]:
+    """The zksync command run to its end, given ``timeout`` units of test time."""
     environ = dict(os.environ, **env)
     environ.pop("ZOOKEEPER_PEERS", None)
     if hosts is not None:
@@ -47,7 +49,7 @@ def zksync_cmd(
         env=environ,
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=scaled(timeout),
     )
 
 
@@ -138,7 +140,7 @@ def test_a_run_that_times_out_is_stopped_with_crash_events(zk_hosts: str, tmp_pa
         "--instances",
         "2",
         "--timeout",
-        "4",
+        f"{scaled(4):g}",
         "--outputs",
         str(tmp_path),
         "--run-id",
@@ -147,7 +149,7 @@ def test_a_run_that_times_out_is_stopped_with_crash_events(zk_hosts: str, tmp_pa
         cwd=tmp_path,
     )
     assert done.returncode == EXIT_TIMEOUT
-    assert time.monotonic() - started < 60
+    assert time.monotonic() - started < scaled(60)
     for n in range(2):
         last = events(tmp_path / "r4" / "single" / str(n) / "run.out")[-1]
         assert last["type"] == "crash" and "timed out" in last["error"]
@@ -180,7 +182,7 @@ def test_ctrl_c_stops_every_instance_and_leaves_no_znode(zk_hosts: str, tmp_path
         state = "/zksync-sync/sleeps-default-r5/states/sleeping"
         wait_until(lambda: admin.exists(state) and admin.exists(state).cversion == 3, 60, "3 instances running")
         runner.send_signal(signal.SIGINT)
-        _, err = runner.communicate(timeout=60)
+        _, err = runner.communicate(timeout=scaled(60))
         assert runner.returncode == EXIT_INTERRUPTED, err
         assert "Traceback" not in err
         assert admin.exists("/zksync-sync/sleeps-default-r5") is None
@@ -211,19 +213,28 @@ def test_two_lock_commands_exclude_each_other_and_the_second_can_time_out(
     marker = tmp_path / "inside"
     script = (
         f"import os, time, pathlib; p = pathlib.Path({str(marker)!r}); "
-        "assert not p.exists(), 'two holders at once'; p.touch(); time.sleep(3); p.unlink()"
+        f"assert not p.exists(), 'two holders at once'; p.touch(); time.sleep({scaled(3)!r}); p.unlink()"
     )
     environ = dict(os.environ, ZOOKEEPER_PEERS=hosts)
     first = subprocess.Popen(
         [sys.executable, "-m", "zksync.cli", "lock", "/cli-lock", "--", sys.executable, "-c", script], env=environ
     )
     wait_until(marker.exists, 30, "first holder inside")
-    blocked = zksync_cmd("lock", "/cli-lock", "--timeout", "0.5", "--", "true", hosts=hosts, cwd=tmp_path)
+    blocked = zksync_cmd("lock", "/cli-lock", "--timeout", f"{scaled(0.5):g}", "--", "true", hosts=hosts, cwd=tmp_path)
     assert blocked.returncode == EXIT_LOCK_TIMEOUT and "could not acquire" in blocked.stderr
     second = zksync_cmd(
-        "lock", "/cli-lock", "--timeout", "30", "--", sys.executable, "-c", script, hosts=hosts, cwd=tmp_path
+        "lock",
+        "/cli-lock",
+        "--timeout",
+        f"{scaled(30):g}",
+        "--",
+        sys.executable,
+        "-c",
+        script,
+        hosts=hosts,
+        cwd=tmp_path,
     )
-    assert first.wait(30) == 0
+    assert first.wait(scaled(30)) == 0
     assert second.returncode == 0, second.stderr
 
 
@@ -233,12 +244,12 @@ def test_inspect_describes_each_recipe(
     hosts = f"{zk_hosts}{zk_chroot}"
     client = zk_client_factory()
     mutex = zksync.RWMutex(client, "/lock")
-    mutex.lock(timeout=5)
+    mutex.lock(timeout=scaled(5))
     zksync.Barrier(client, "/barrier").set()
     db = zksync.DoubleBarrier(client, "/db", 2, identifier="alpha")
     with pytest.raises(zksync.Timeout):
-        db.enter(timeout=0.1)
-    zksync.DoubleBarrier(zk_client_factory(), "/db2", 1, identifier="beta").enter(timeout=5)
+        db.enter(timeout=scaled(0.1))
+    zksync.DoubleBarrier(zk_client_factory(), "/db2", 1, identifier="beta").enter(timeout=scaled(5))
     sync = zksync.Sync(client, "run1", instance_id="i0")
     sync.signal_entry("ready")
     sync.publish("news", {"n": 1})
@@ -289,18 +300,18 @@ def test_an_unreachable_ensemble_is_one_line_and_its_own_code(tmp_path: Path) ->
 
 
 def test_ensemble_up_status_down(tmp_path: Path) -> None:
-    env = {"ZKSYNC_STATE": str(tmp_path / "state")}
-    up = zksync_cmd("ensemble", "up", "--size", "1", hosts=None, cwd=tmp_path, **env)
+    state = str(tmp_path / "state")
+    up = zksync_cmd("ensemble", "up", "--size", "1", hosts=None, cwd=tmp_path, ZKSYNC_STATE=state)
     try:
         assert up.returncode == 0, up.stderr
         peers = up.stdout.strip().removeprefix("export ZOOKEEPER_PEERS=")
-        again = zksync_cmd("ensemble", "up", hosts=None, cwd=tmp_path, **env)
+        again = zksync_cmd("ensemble", "up", hosts=None, cwd=tmp_path, ZKSYNC_STATE=state)
         assert again.stdout == up.stdout  # state survives between commands: the same ensemble
-        status = zksync_cmd("ensemble", "status", hosts=None, cwd=tmp_path, **env)
+        status = zksync_cmd("ensemble", "status", hosts=None, cwd=tmp_path, ZKSYNC_STATE=state)
         assert status.returncode == 0 and "standalone" in status.stdout
         client = zksync.connect(peers)
         client.stop()
     finally:
-        down = zksync_cmd("ensemble", "down", hosts=None, cwd=tmp_path, **env)
+        down = zksync_cmd("ensemble", "down", hosts=None, cwd=tmp_path, ZKSYNC_STATE=state)
     assert down.returncode == 0 and "stopped" in down.stdout
-    assert zksync_cmd("ensemble", "status", hosts=None, cwd=tmp_path, **env).returncode == EXIT_ENSEMBLE
+    assert zksync_cmd("ensemble", "status", hosts=None, cwd=tmp_path, ZKSYNC_STATE=state).returncode == EXIT_ENSEMBLE

@@ -26,6 +26,7 @@ from zksync.testing.layout import (
     deploy_proxy_port,
     proxy_name,
 )
+from zksync.testing.timing import scaled
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -208,13 +209,14 @@ def test_vagrantfile_comment_gives_the_layout_peers() -> None:
 
 
 def run(args: list[str], env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``args`` run to their end, given ``timeout`` units of test time."""
     return subprocess.run(
         args,
         cwd=ROOT,
         env=dict(os.environ, **(env or {})),
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=scaled(timeout),
         stdin=subprocess.DEVNULL,
     )
 

@@ -20,6 +20,7 @@ from zksync._drive.blocking import run
 from zksync._session import session_for
 from zksync._util import Deadline
 from zksync.testing import Ensemble
+from zksync.testing.timing import scaled, sleep
 
 from .conftest import assert_still_exclusive, settle, tree, wait_until
 
@@ -34,9 +35,9 @@ def ensemble(zk_ensemble: Any) -> Iterator[Ensemble]:
     for index in range(zk_ensemble.size):  # whatever a test did, leave every member serving
         zk_ensemble.resume(index)
         zk_ensemble.start_member(index, wait=False)
-    zk_ensemble.wait_ready()
+    zk_ensemble.wait_ready(scaled(90))
     for index in range(zk_ensemble.size):
-        zk_ensemble.wait_member(index)
+        zk_ensemble.wait_member(index, scaled(60))
 
 
 def follower(ensemble: Ensemble) -> int:
@@ -79,16 +80,16 @@ def test_lost_create_reply_finds_its_own_node_and_leaves_no_orphan(
 ) -> None:
     client = zk_client_factory()
     mutex = RWMutex(client, "/lock")
-    mutex.lock(timeout=1)
+    mutex.lock(timeout=scaled(1))
     mutex.unlock()  # /lock exists now
     made = lose_next_create_reply(client)
-    lease = mutex.lock(timeout=5)
+    lease = mutex.lock(timeout=scaled(5))
     assert made and lease.node == made[0]  # adopted the node the lost create made
     assert len(zk_client.get_children("/lock")) == 1
     mutex.unlock()
     assert zk_client.get_children("/lock") == []
     other = RWMutex(zk_client_factory(), "/lock")
-    other.lock(timeout=5)
+    other.lock(timeout=scaled(5))
     other.unlock()
 
 
@@ -99,7 +100,7 @@ def test_a_node_with_our_guid_made_by_another_session_is_deleted_not_adopted(
     stranger = zk_client_factory()
     stranger.create(f"/lock/write-{guid}-", ephemeral=True, sequence=True, makepath=True)
     session = session_for(zk_client_factory())
-    assert run(find_own(Requests(session, "RWMutex", "/lock"), "/lock", guid, Deadline(5)), session) is None
+    assert run(find_own(Requests(session, "RWMutex", "/lock"), "/lock", guid, Deadline(scaled(5))), session) is None
     assert zk_client.get_children("/lock") == []
 
 
@@ -107,13 +108,13 @@ def test_holder_cut_off_past_the_session_timeout_is_told_before_a_waiter_acquire
     ensemble: Ensemble, zk_chroot: str, zk_client_factory: Factory, pool: ThreadPoolExecutor
 ) -> None:
     index = follower(ensemble)
-    holder_client = zk_client_factory(hosts=only(ensemble, index), timeout=4)
+    holder_client = zk_client_factory(hosts=only(ensemble, index), timeout=scaled(4))
     holder = RWMutex(holder_client, "/lock")
-    lease = holder.lock(timeout=5)
+    lease = holder.lock(timeout=scaled(5))
     told: list[float] = []
     lease.add_lost_callback(lambda _: told.append(time.monotonic()))
-    waiter = RWMutex(zk_client_factory(hosts=others(ensemble, index), timeout=4), "/lock")
-    waiting = pool.submit(waiter.lock, 30)
+    waiter = RWMutex(zk_client_factory(hosts=others(ensemble, index), timeout=scaled(4)), "/lock")
+    waiting = pool.submit(waiter.lock, scaled(30))
     wait_until(lambda: len(waiter.queue()) == 2)
     ensemble.pause(index)  # the holder's only member freezes: the holder is cut off
     new_lease = settle(waiting, 40)
@@ -128,13 +129,13 @@ def test_holder_cut_off_past_the_session_timeout_is_told_before_a_waiter_acquire
 def test_holder_cut_off_briefly_keeps_the_lock(ensemble: Ensemble, zk_client_factory: Factory) -> None:
     index = follower(ensemble)
     client = zk_client_factory(
-        hosts=f"{only(ensemble, index)},{others(ensemble, index)}", timeout=8, randomize_hosts=False
+        hosts=f"{only(ensemble, index)},{others(ensemble, index)}", timeout=scaled(8), randomize_hosts=False
     )
     holder = RWMutex(client, "/lock")
-    lease = holder.lock(timeout=5)
+    lease = holder.lock(timeout=scaled(5))
     ensemble.kill(index)  # the holder's member crashes: it reconnects to another one
     wait_until(lambda: client.connected and client._connection._socket is not None, 20, "reconnected")
-    time.sleep(0.5)
+    sleep(0.5)
     assert lease.valid
     lease.check()
     assert_still_exclusive(holder, zk_client_factory(hosts=others(ensemble, index)))
@@ -145,18 +146,18 @@ def test_waiter_timing_out_while_disconnected_removes_its_node_once_reconnected(
 ) -> None:
     index = follower(ensemble)
     holder = RWMutex(zk_client_factory(hosts=others(ensemble, index)), "/lock")
-    holder.lock(timeout=5)
-    waiter_client = zk_client_factory(hosts=only(ensemble, index), timeout=10)
+    holder.lock(timeout=scaled(5))
+    waiter_client = zk_client_factory(hosts=only(ensemble, index), timeout=scaled(10))
     waiter = RWMutex(waiter_client, "/lock")
     result: list[BaseException] = []
-    thread = threading.Thread(target=lambda: _capture(result, waiter.lock, 2.0))
+    thread = threading.Thread(target=lambda: _capture(result, waiter.lock, scaled(2.0)))
     thread.start()
     wait_until(lambda: len(holder.queue()) == 2)
     ensemble.kill(index)  # the waiter is disconnected while it waits
-    thread.join(10)
+    thread.join(scaled(10))
     assert result and isinstance(result[0], Timeout)
     assert len(holder.queue()) == 2  # its node is still there: it could not be deleted yet
-    ensemble.start_member(index)
+    ensemble.start_member(index, timeout=scaled(60))
     wait_until(lambda: len(holder.queue()) == 1, 20, "the waiter's node removed after reconnecting")
     assert waiter_client.connected  # same session: the node was deleted by the client, not by expiry
     holder.unlock()
@@ -175,13 +176,15 @@ def test_barrier_waiter_survives_its_member_crashing_and_is_released_after(
     index = follower(ensemble)
     setter = Barrier(zk_client_factory(hosts=others(ensemble, index)), "/b")
     setter.set()
-    waiter = pool.submit(Barrier(zk_client_factory(hosts=only(ensemble, index), timeout=10), "/b").wait, 30)
-    time.sleep(0.3)
+    waiter = pool.submit(
+        Barrier(zk_client_factory(hosts=only(ensemble, index), timeout=scaled(10)), "/b").wait, scaled(30)
+    )
+    sleep(0.3)
     ensemble.kill(index)
-    time.sleep(1.0)
+    sleep(1.0)
     assert not waiter.done()  # the empty watch event of the disconnect does not release it
-    ensemble.start_member(index)
-    time.sleep(1.0)
+    ensemble.start_member(index, timeout=scaled(60))
+    sleep(1.0)
     assert not waiter.done()
     setter.unset()
     settle(waiter, 20)
@@ -194,15 +197,15 @@ def test_double_barrier_round_completes_across_a_member_crash(
     near = [
         DoubleBarrier(zk_client_factory(hosts=others(ensemble, index)), "/db", 3, identifier=f"n{i}") for i in range(2)
     ]
-    far = DoubleBarrier(zk_client_factory(hosts=only(ensemble, index), timeout=10), "/db", 3, identifier="far")
-    entering = [pool.submit(b.enter, 30) for b in [*near, far]]
+    far = DoubleBarrier(zk_client_factory(hosts=only(ensemble, index), timeout=scaled(10)), "/db", 3, identifier="far")
+    entering = [pool.submit(b.enter, scaled(30)) for b in [*near, far]]
     wait_until(lambda: zk_client.exists("/db") and len(zk_client.get_children("/db")) >= 2)
     ensemble.kill(index)
-    time.sleep(0.5)
-    ensemble.start_member(index)
+    sleep(0.5)
+    ensemble.start_member(index, timeout=scaled(60))
     for f in entering:
         settle(f, 40)
-    for f in [pool.submit(b.exit, 30) for b in [*near, far]]:
+    for f in [pool.submit(b.exit, scaled(30)) for b in [*near, far]]:
         settle(f, 40)
     assert tree(zk_client) == {"/db"}
 
@@ -215,18 +218,18 @@ def test_leader_killed_while_writers_queue_still_serves_every_writer_once(
     guard = threading.Lock()
 
     def writer(i: int) -> None:
-        mutex = RWMutex(zk_client_factory(timeout=8), "/lock")
-        with mutex.write(timeout=40):
+        mutex = RWMutex(zk_client_factory(timeout=scaled(8)), "/lock")
+        with mutex.write(timeout=scaled(40)):
             with guard:
                 inside.append(i)
                 if len(inside) > 1:
                     overlap.append(list(inside))
-            time.sleep(0.2)
+            sleep(0.2)
             with guard:
                 inside.remove(i)
 
     futures = [pool.submit(writer, i) for i in range(5)]
-    time.sleep(0.3)
+    sleep(0.3)
     ensemble.kill(ensemble.leader())
     for f in futures:
         settle(f, 60)
@@ -238,24 +241,24 @@ def test_a_lost_create_that_lands_late_leaves_no_orphan_and_blocks_nobody(
 ) -> None:
     client = zk_client_factory()
     mutex = RWMutex(client, "/lock")
-    mutex.lock(timeout=1)
+    mutex.lock(timeout=scaled(1))
     mutex.unlock()
     original = client.create_async
 
     def create_async(*args: Any, **kwargs: Any) -> Any:
-        client.create_async = original  # once: fail now, land the request 1 s later
-        threading.Timer(1.0, lambda: original(*args, **kwargs)).start()
+        client.create_async = original  # once: fail now, land the request a unit of test time later
+        threading.Timer(scaled(1.0), lambda: original(*args, **kwargs)).start()
         failed = client.handler.async_result()
         failed.set_exception(ConnectionLoss())
         return failed
 
     client.create_async = create_async
-    lease = mutex.lock(timeout=5)
+    lease = mutex.lock(timeout=scaled(5))
     assert lease.tainted
     wait_until(lambda: len(zk_client.get_children("/lock")) == 2, 10, "the late duplicate landed")
     other = RWMutex(zk_client_factory(), "/lock")
     mutex.unlock()
-    other.lock(timeout=5)  # the duplicate (same GUID, later sequence) does not block anybody
+    other.lock(timeout=scaled(5))  # the duplicate (same GUID, later sequence) does not block anybody
     other.unlock()
     wait_until(lambda: zk_client.get_children("/lock") == [], 20, "the duplicate swept away")
     assert client.connected  # removed by its owner, not by a session ending
@@ -269,7 +272,7 @@ def test_giving_up_after_a_lost_create_reply_still_removes_the_node_it_made(
     there would block every writer for as long as the session lives)."""
     client = zk_client_factory()
     mutex = RWMutex(client, "/lock")
-    mutex.rlock(timeout=1)
+    mutex.rlock(timeout=scaled(1))
     mutex.runlock()  # /lock exists now
     made = lose_next_create_reply(client)
     session = mutex._session
@@ -286,11 +289,11 @@ def test_giving_up_after_a_lost_create_reply_still_removes_the_node_it_made(
     session.wait_connected = still_disconnected_after_the_create  # type: ignore[method-assign]
     try:
         with pytest.raises(Timeout):
-            mutex.rlock(timeout=1)
+            mutex.rlock(timeout=scaled(1))
     finally:
         session.wait_connected = original  # type: ignore[method-assign]
     assert made  # the create did land
     wait_until(lambda: zk_client.get_children("/lock") == [], timeout=10, what="the landed node removed")
     writer = RWMutex(zk_client_factory(), "/lock")
-    writer.lock(timeout=5)
+    writer.lock(timeout=scaled(5))
     writer.unlock()

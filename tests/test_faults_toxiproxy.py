@@ -19,6 +19,7 @@ from kazoo.client import KazooClient
 
 from zksync import Barrier, ConnectionLost, DoubleBarrier, RWMutex, Timeout, ZkSyncError
 from zksync.testing import Ensemble
+from zksync.testing.timing import scaled, sleep
 from zksync.testing.toxi import ProxiedEnsemble
 
 from .conftest import assert_still_exclusive, settle, tree, wait_until
@@ -34,7 +35,8 @@ def frontend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def through(factory: Factory, faults: ProxiedEnsemble, *members: int, timeout: float = 4) -> KazooClient:
-    return factory(hosts=faults.hosts_of(*members), timeout=timeout, randomize_hosts=False)
+    """A client of ``members`` only, with a session timeout of ``timeout`` units of test time."""
+    return factory(hosts=faults.hosts_of(*members), timeout=scaled(timeout), randomize_hosts=False)
 
 
 def test_lost_create_reply_leaves_no_orphan_and_others_still_acquire(
@@ -42,17 +44,17 @@ def test_lost_create_reply_leaves_no_orphan_and_others_still_acquire(
 ) -> None:
     client = through(zk_client_factory, zk_faults, 1, 2)
     mutex = RWMutex(client, "/lock")
-    mutex.lock(timeout=5)
+    mutex.lock(timeout=scaled(5))
     mutex.unlock()
     # member 1 still receives requests but its answers never come back
     zk_faults.proxy(1).add_toxic(name="mute", type="timeout", stream="downstream", attributes={"timeout": 0})
-    lease = mutex.lock(timeout=20)  # the create's reply is lost; the client moves to member 2
+    lease = mutex.lock(timeout=scaled(20))  # the create's reply is lost; the client moves to member 2
     zk_faults.heal()
     assert zk_client.get_children("/lock") == [lease.node.rsplit("/", 1)[1]]  # its own node, adopted
     mutex.unlock()
     assert zk_client.get_children("/lock") == []
     other = RWMutex(through(zk_client_factory, zk_faults, 3), "/lock")
-    other.lock(timeout=5)
+    other.lock(timeout=scaled(5))
     other.unlock()
 
 
@@ -60,11 +62,11 @@ def test_holder_partitioned_past_the_session_timeout_is_told_before_the_waiter_a
     zk_faults: ProxiedEnsemble, zk_client_factory: Factory, pool: ThreadPoolExecutor
 ) -> None:
     holder = RWMutex(through(zk_client_factory, zk_faults, 1), "/lock")
-    lease = holder.lock(timeout=5)
+    lease = holder.lock(timeout=scaled(5))
     told: list[float] = []
     lease.add_lost_callback(lambda _: told.append(time.monotonic()))
     waiter = RWMutex(through(zk_client_factory, zk_faults, 2, 3), "/lock")
-    waiting = pool.submit(waiter.lock, 30)
+    waiting = pool.submit(waiter.lock, scaled(30))
     wait_until(lambda: len(waiter.queue()) == 2)
     zk_faults.partition(1)
     new_lease = settle(waiting, 40)
@@ -80,7 +82,7 @@ def test_holder_partitioned_briefly_moves_to_another_member_and_keeps_the_lock(
 ) -> None:
     client = through(zk_client_factory, zk_faults, 1, 2, timeout=8)
     holder = RWMutex(client, "/lock")
-    lease = holder.lock(timeout=5)
+    lease = holder.lock(timeout=scaled(5))
     states: list[str] = []
     client.add_listener(states.append)
     with zk_faults.cut(1):
@@ -93,14 +95,14 @@ def test_waiter_partitioned_while_waiting_times_out_and_its_node_goes_once_recon
     zk_faults: ProxiedEnsemble, zk_client_factory: Factory
 ) -> None:
     holder = RWMutex(through(zk_client_factory, zk_faults, 2, 3), "/lock")
-    holder.lock(timeout=5)
+    holder.lock(timeout=scaled(5))
     waiter_client = through(zk_client_factory, zk_faults, 1, timeout=10)
     waiter = RWMutex(waiter_client, "/lock")
     failure: list[BaseException] = []
 
     def wait() -> None:
         try:
-            waiter.lock(timeout=2.0)
+            waiter.lock(timeout=scaled(2.0))
         except BaseException as exc:
             failure.append(exc)
 
@@ -109,9 +111,9 @@ def test_waiter_partitioned_while_waiting_times_out_and_its_node_goes_once_recon
     wait_until(lambda: len(holder.queue()) == 2)
     zk_faults.partition(1)
     started = time.monotonic()
-    thread.join(10)
+    thread.join(scaled(10))
     assert failure and isinstance(failure[0], Timeout)
-    assert time.monotonic() - started < 4.0  # the deadline held although the client was cut off
+    assert time.monotonic() - started < scaled(4.0)  # the deadline held although the client was cut off
     zk_faults.heal()
     wait_until(lambda: len(holder.queue()) == 1, 20, "the waiter's node removed after healing")
     holder.unlock()
@@ -134,12 +136,12 @@ def test_latency_on_some_members_keeps_mutual_exclusion_and_timeouts(
         mutex = RWMutex(made[-1], "/lock")
         for _ in range(3 if latency_ms < 1000 else 1):
             try:
-                with mutex.write(timeout=20) as lease:
+                with mutex.write(timeout=scaled(20)) as lease:
                     with guard:
                         inside.append(i)
                         if len(inside) > 1 and not lease.lost:
                             overlaps.append(list(inside))
-                    time.sleep(0.05)
+                    sleep(0.05)
                     with guard:
                         inside.remove(i)
             except ZkSyncError as exc:  # timeouts and losses are allowed; overlaps are not
@@ -153,11 +155,11 @@ def test_latency_on_some_members_keeps_mutual_exclusion_and_timeouts(
         client.stop()  # under seconds of latency a client's own clean-up may never get through
     slow = RWMutex(through(zk_client_factory, zk_faults, 1, timeout=8), "/lock")
     blocker = RWMutex(through(zk_client_factory, zk_faults, 2), "/lock")
-    blocker.lock(timeout=30)
+    blocker.lock(timeout=scaled(30))
     started = time.monotonic()
     with pytest.raises((Timeout, ConnectionLost)):
-        slow.lock(timeout=1.0)
-    assert time.monotonic() - started < 1.0 + 1.5  # honoured within the cleanup allowance
+        slow.lock(timeout=scaled(1.0))
+    assert time.monotonic() - started < scaled(1.0 + 1.5)  # honoured within the cleanup allowance
     blocker.unlock()
 
 
@@ -168,22 +170,22 @@ def test_quorum_loss_stops_progress_with_clear_errors_and_restoring_it_resumes(
         pytest.skip("needs the local ensemble to stop members")
     client = through(zk_client_factory, zk_faults, 1, 2, 3, timeout=8)
     mutex = RWMutex(client, "/lock")
-    mutex.lock(timeout=5)
+    mutex.lock(timeout=scaled(5))
     mutex.unlock()
     stopped = [*[i for i in range(zk_ensemble.size) if i != zk_ensemble.leader()][:1], zk_ensemble.leader()]
     for index in stopped:
         zk_ensemble.kill(index)
     try:
         with pytest.raises((Timeout, ConnectionLost)):
-            mutex.lock(timeout=2)
+            mutex.lock(timeout=scaled(2))
         assert mutex.held is None
         with pytest.raises((Timeout, ConnectionLost)):
             Barrier(client, "/b").set()
     finally:
         for index in stopped:
             zk_ensemble.start_member(index, wait=False)
-        zk_ensemble.wait_ready()
-    mutex.lock(timeout=30)
+        zk_ensemble.wait_ready(scaled(90))
+    mutex.lock(timeout=scaled(30))
     mutex.unlock()
 
 
@@ -192,11 +194,11 @@ def test_double_barrier_member_partitioned_during_exit_lets_the_others_leave_onc
 ) -> None:
     stay = [DoubleBarrier(through(zk_client_factory, zk_faults, 2, 3), "/db", 3, identifier=f"s{i}") for i in range(2)]
     cut = DoubleBarrier(through(zk_client_factory, zk_faults, 1, timeout=4), "/db", 3, identifier="cut")
-    for f in [pool.submit(b.enter, 20) for b in [*stay, cut]]:
+    for f in [pool.submit(b.enter, scaled(20)) for b in [*stay, cut]]:
         settle(f)
     zk_faults.partition(1)
-    exits = [pool.submit(b.exit, 30) for b in stay]
-    time.sleep(1.0)
+    exits = [pool.submit(b.exit, scaled(30)) for b in stay]
+    sleep(1.0)
     assert not any(f.done() for f in exits)  # the cut-off member has not left yet
     for f in exits:
         settle(f, 40)  # its session expires and it counts as gone
@@ -209,9 +211,11 @@ def test_barrier_setter_partitioned_waiters_keep_waiting_until_unset_after_heali
 ) -> None:
     setter = Barrier(through(zk_client_factory, zk_faults, 1, timeout=4), "/b")
     setter.set()
-    waiters = [pool.submit(Barrier(through(zk_client_factory, zk_faults, 2, 3), "/b").wait, 60) for _ in range(3)]
+    waiters = [
+        pool.submit(Barrier(through(zk_client_factory, zk_faults, 2, 3), "/b").wait, scaled(60)) for _ in range(3)
+    ]
     zk_faults.partition(1)
-    time.sleep(6)  # longer than the setter's session timeout
+    sleep(6)  # longer than the setter's session timeout (4)
     assert not any(w.done() for w in waiters)
     zk_faults.heal()
     wait_until(lambda: setter._session.is_connected(), 20, "setter reconnected")
@@ -246,7 +250,7 @@ def test_connection_flapping_never_lets_two_writers_in_and_never_loses_a_wake_up
         done = 0
         while not stop.is_set():
             try:
-                with mutex.write(timeout=30) as lease:
+                with mutex.write(timeout=scaled(30)) as lease:
                     with guard:
                         inside.append(i)
                         if len(inside) > 1:
@@ -255,7 +259,7 @@ def test_connection_flapping_never_lets_two_writers_in_and_never_loses_a_wake_up
                     if lease.lost:
                         with guard:
                             stale_writes.append((i, lease.fencing_token))
-                    time.sleep(0.01)
+                    sleep(0.01)
                     with guard:
                         inside.remove(i)
                 done += 1
@@ -269,9 +273,9 @@ def test_connection_flapping_never_lets_two_writers_in_and_never_loses_a_wake_up
     for flap in range(15):
         member = flap % 3 + 1
         zk_faults.partition(member)
-        time.sleep(0.4)
+        sleep(0.4)
         zk_faults.unpartition(member)
-        time.sleep(0.2)
+        sleep(0.2)
     stop.set()
     counts = [settle(f, 90) for f in futures]  # nobody is stuck: no lost wake-up
     assert overlaps == []
@@ -292,7 +296,7 @@ def test_sync_instance_partitioned_past_its_session_makes_waiters_fail_with_its_
     far = Sync(through(zk_client_factory, zk_faults, 1, timeout=4), "run", instance_id="far", instance_count=3)
     for s in [*near, far]:
         s.join()
-    waiters = [pool.submit(s.signal_and_wait, "done", 3, 60) for s in near]
+    waiters = [pool.submit(s.signal_and_wait, "done", 3, scaled(60)) for s in near]
     zk_faults.partition(1)  # "far" never signals: its session expires behind the partition
     for w in waiters:
         with pytest.raises(ParticipantLost) as info:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from zksync.testing.history import PROGRESS, check, load
+from zksync.testing.timing import scaled
 from zksync.testing.toxi import find_server
 
 
@@ -36,7 +37,7 @@ def test_short_nemesis_run_finds_no_violation(tmp_path: Path) -> None:
         ],
         capture_output=True,
         text=True,
-        timeout=float(seconds) + 300,
+        timeout=float(seconds) + scaled(300),
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     events = load(tmp_path / "zksync.jsonl")

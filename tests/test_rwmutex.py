@@ -13,6 +13,7 @@ import pytest
 from kazoo.client import KazooClient
 
 from zksync import AlreadyHeld, LockLost, NotHeld, RWMutex, Timeout
+from zksync.testing.timing import scaled, sleep
 
 from .conftest import RequestCounter, WatchCounter, settle, tree, wait_until
 from .frontends import use_frontend
@@ -43,14 +44,15 @@ def enqueue(
     hold: threading.Event | None = None,
     timeout: float = 30,
 ) -> Any:
-    """Start an acquire in a thread and return once its node is in the queue."""
+    """Start an acquire (``timeout`` in units of test time) in a thread and return once its node
+    is in the queue."""
     mutex = RWMutex(client, "/lock")
 
     def run() -> RWMutex:
-        lease = mutex.lock(timeout) if mode == "write" else mutex.rlock(timeout)
+        lease = mutex.lock(scaled(timeout)) if mode == "write" else mutex.rlock(scaled(timeout))
         log.append(f"{label} acquired {lease.fencing_token}")
         if hold is not None:
-            hold.wait(30)
+            hold.wait(scaled(30))
             # logged before the release: the next holder is told as soon as the release commits,
             # possibly before unlock() has its own answer
             log.append(f"{label} releasing")
@@ -66,7 +68,7 @@ def queue_behind_a_writer(factory: Factory, pool: ThreadPoolExecutor, gates: Gat
     """A writer holds /lock and ten clients queue behind it in ``mode``, each with a watch
     counter; they hold until the returned gate opens."""
     holder = RWMutex(factory(), "/lock")
-    holder.lock(timeout=5)
+    holder.lock(timeout=scaled(5))
     clients = [factory() for _ in range(10)]
     counters = [WatchCounter(c) for c in clients]
     log: list[str] = []
@@ -77,11 +79,11 @@ def queue_behind_a_writer(factory: Factory, pool: ThreadPoolExecutor, gates: Gat
 
 def test_uncontended_write_lock_cycle_takes_three_requests(zk_client: KazooClient) -> None:
     mutex = RWMutex(zk_client, "/lock")
-    mutex.lock(timeout=5)  # the first cycle also creates /lock
+    mutex.lock(timeout=scaled(5))  # the first cycle also creates /lock
     mutex.unlock()
     counter = RequestCounter(zk_client)
     for _ in range(5):
-        mutex.lock(timeout=5)
+        mutex.lock(timeout=scaled(5))
         mutex.unlock()
     counter.close()
     # the release is one transaction: setData (the hand-off mark) and delete
@@ -93,11 +95,11 @@ def test_a_writer_handed_the_lock_by_a_releasing_writer_does_not_list_the_queue_
     zk_client_factory: Factory, pool: ThreadPoolExecutor
 ) -> None:
     holder = RWMutex(zk_client_factory(), "/lock")
-    held = holder.lock(timeout=5)
+    held = holder.lock(timeout=scaled(5))
     waiting_client = zk_client_factory()
     counter = RequestCounter(waiting_client)
     waiter = RWMutex(waiting_client, "/lock")
-    acquired = pool.submit(waiter.lock, 10)
+    acquired = pool.submit(waiter.lock, scaled(10))
     wait_until(lambda: counter.calls == ["Create2", "GetChildren", "Exists"], what="waiter watching the holder")
     holder.unlock()
     lease = settle(acquired)
@@ -111,16 +113,16 @@ def test_a_waiter_ahead_that_gives_up_hands_nothing_over(
     zk_client_factory: Factory, zk_client: KazooClient, pool: ThreadPoolExecutor
 ) -> None:
     holder = RWMutex(zk_client_factory(), "/lock")
-    holder.lock(timeout=5)
+    holder.lock(timeout=scaled(5))
     impatient = RWMutex(zk_client_factory(), "/lock")
-    gave_up = pool.submit(impatient.lock, 1.0)
+    gave_up = pool.submit(impatient.lock, scaled(1.0))
     wait_until(lambda: len(queue_names(zk_client)) == 2, what="impatient queued")
     patient = RWMutex(zk_client_factory(), "/lock")
-    acquired = pool.submit(patient.lock, 20)
+    acquired = pool.submit(patient.lock, scaled(20))
     wait_until(lambda: len(queue_names(zk_client)) == 3, what="patient queued")
     with pytest.raises(Timeout):
         settle(gave_up)
-    time.sleep(0.5)  # the patient waiter saw its predecessor vanish and watches the holder now
+    sleep(0.5)  # the patient waiter saw its predecessor vanish and watches the holder now
     assert not acquired.done() and holder.lease is not None and holder.lease.valid
     assert len(queue_names(zk_client)) == 2
     holder.unlock()
@@ -132,13 +134,13 @@ def test_a_releasing_reader_does_not_hand_a_writer_the_lock_while_another_reader
     zk_client_factory: Factory, zk_client: KazooClient, pool: ThreadPoolExecutor
 ) -> None:
     first, second = RWMutex(zk_client_factory(), "/lock"), RWMutex(zk_client_factory(), "/lock")
-    first.rlock(timeout=5)
-    second.rlock(timeout=5)
+    first.rlock(timeout=scaled(5))
+    second.rlock(timeout=scaled(5))
     writer = RWMutex(zk_client_factory(), "/lock")
-    acquired = pool.submit(writer.lock, 20)
+    acquired = pool.submit(writer.lock, scaled(20))
     wait_until(lambda: len(queue_names(zk_client)) == 3, what="writer queued")
     second.runlock()  # the writer's immediate predecessor, released as a holder
-    time.sleep(0.5)
+    sleep(0.5)
     assert not acquired.done()
     first.runlock()
     settle(acquired).check()
@@ -149,11 +151,11 @@ def test_writers_are_served_in_arrival_order(
     zk_client_factory: Factory, pool: ThreadPoolExecutor, gates: Gates
 ) -> None:
     first = RWMutex(zk_client_factory(), "/lock")
-    first.lock(timeout=5)
+    first.lock(timeout=scaled(5))
     log: list[str] = []
     release = gates()
     futures = [enqueue(pool, zk_client_factory(), i + 1, "write", log, f"w{i}", release) for i in range(5)]
-    time.sleep(0.3)
+    sleep(0.3)
     assert log == []  # nobody gets in while the first writer holds
     release.set()
     first.unlock()
@@ -169,16 +171,16 @@ def test_reader_behind_a_waiting_writer_waits_for_it(
     zk_client_factory: Factory, pool: ThreadPoolExecutor, gates: Gates
 ) -> None:
     reader = RWMutex(zk_client_factory(), "/lock")
-    reader.rlock(timeout=5)
+    reader.rlock(timeout=scaled(5))
     log: list[str] = []
     writer_go = gates()
     writer = enqueue(pool, zk_client_factory(), 1, "write", log, "writer", writer_go)
     late_reader = enqueue(pool, zk_client_factory(), 2, "read", log, "late-reader", gates())
-    time.sleep(0.5)
+    sleep(0.5)
     assert log == []  # the late reader does not overtake the waiting writer
     reader.runlock()
     wait_until(lambda: "writer acquired" in " ".join(log), what="writer acquired")
-    time.sleep(0.3)
+    sleep(0.3)
     assert not any("late-reader" in entry for entry in log)
     writer_go.set()
     settle(writer)
@@ -189,14 +191,14 @@ def test_reader_behind_a_waiting_writer_waits_for_it(
 
 def test_readers_hold_the_lock_together(zk_client_factory: Factory) -> None:
     mutexes = [RWMutex(zk_client_factory(), "/lock") for _ in range(4)]
-    leases = [m.rlock(timeout=5) for m in mutexes]
+    leases = [m.rlock(timeout=scaled(5)) for m in mutexes]
     assert all(lease.valid for lease in leases)
     writer = RWMutex(zk_client_factory(), "/lock")
     with pytest.raises(Timeout):
-        writer.lock(timeout=0.5)
+        writer.lock(timeout=scaled(0.5))
     for m in mutexes:
         m.runlock()
-    writer.lock(timeout=5)
+    writer.lock(timeout=scaled(5))
     writer.unlock()
 
 
@@ -207,7 +209,7 @@ def test_release_of_a_writer_wakes_exactly_one_of_ten_waiting_writers(
     assert sum(c.count for c in counters) == 0
     holder.unlock()
     wait_until(lambda: len(log) == 1, what="one waiter acquired")
-    time.sleep(0.5)
+    sleep(0.5)
     assert sum(c.count for c in counters) == 1  # one notification, to the one that can proceed
     assert log == ["w0 acquired " + log[0].split()[2]]
     go.set()
@@ -226,7 +228,7 @@ def test_release_of_a_writer_wakes_the_ten_readers_behind_it_and_no_one_else(
     writer = enqueue(pool, writer_client, 11, "write", log, "w", gates())
     holder.unlock()
     wait_until(lambda: len(log) == 10, what="all ten readers acquired")
-    time.sleep(0.3)
+    sleep(0.3)
     assert sum(c.count for c in counters) == 10
     assert writer_counter.count == 0  # the writer behind them was not woken
     hold.set()
@@ -240,29 +242,29 @@ def test_timeout_is_a_deadline_not_restarted_when_the_predecessor_changes(
     zk_client_factory: Factory, pool: ThreadPoolExecutor
 ) -> None:
     holder = RWMutex(zk_client_factory(), "/lock")
-    holder.lock(timeout=5)
+    holder.lock(timeout=scaled(5))
     impatient = RWMutex(zk_client_factory(), "/lock")
-    first_waiter = pool.submit(impatient.lock, 1.5)
+    first_waiter = pool.submit(impatient.lock, scaled(1.5))
     wait_until(lambda: len(queue_names(holder._session.client)) == 2)
     patient = RWMutex(zk_client_factory(), "/lock")
     started = time.monotonic()
     with pytest.raises(Timeout):
-        patient.lock(timeout=3.0)  # its predecessor leaves at ~1.5 s; a restarted wait would end at ~4.5 s
+        patient.lock(timeout=scaled(3.0))  # its predecessor leaves at ~1.5 s; a restarted wait would end at ~4.5 s
     elapsed = time.monotonic() - started
     with pytest.raises(Timeout):
         settle(first_waiter)
-    assert elapsed < 4.0
+    assert elapsed < scaled(4.0)
     assert len(queue_names(holder._session.client)) == 1  # both timed-out waiters removed their nodes
     holder.unlock()
 
 
 def test_a_waiter_that_times_out_leaves_no_node(zk_client_factory: Factory, zk_client: KazooClient) -> None:
     holder = RWMutex(zk_client_factory(), "/lock")
-    holder.lock(timeout=5)
+    holder.lock(timeout=scaled(5))
     for mode in ("write", "read"):
         waiter = RWMutex(zk_client_factory(), "/lock")
         with pytest.raises(Timeout):
-            waiter.lock(timeout=0.3) if mode == "write" else waiter.rlock(timeout=0.3)
+            waiter.lock(timeout=scaled(0.3)) if mode == "write" else waiter.rlock(timeout=scaled(0.3))
         assert waiter.held is None
     assert len(queue_names(zk_client)) == 1
     holder.unlock()
@@ -280,11 +282,11 @@ def test_zero_timeout_tries_once(zk_client: KazooClient, zk_client_factory: Fact
 
 def test_not_reentrant_second_acquire_raises_instead_of_deadlocking(zk_client: KazooClient) -> None:
     mutex = RWMutex(zk_client, "/lock")
-    mutex.lock(timeout=5)
+    mutex.lock(timeout=scaled(5))
     with pytest.raises(AlreadyHeld):
-        mutex.lock(timeout=5)
+        mutex.lock(timeout=scaled(5))
     with pytest.raises(AlreadyHeld):
-        mutex.rlock(timeout=5)
+        mutex.rlock(timeout=scaled(5))
     with pytest.raises(NotHeld):
         mutex.runlock()
     mutex.unlock()
@@ -297,12 +299,12 @@ def test_acquire_in_progress_on_another_thread_counts_as_held(
     zk_client_factory: Factory, pool: ThreadPoolExecutor
 ) -> None:
     holder = RWMutex(zk_client_factory(), "/lock")
-    holder.lock(timeout=5)
+    holder.lock(timeout=scaled(5))
     shared = RWMutex(zk_client_factory(), "/lock")
-    waiting = pool.submit(shared.lock, 10)
+    waiting = pool.submit(shared.lock, scaled(10))
     wait_until(lambda: len(queue_names(holder._session.client)) == 2)
     with pytest.raises(AlreadyHeld):
-        shared.rlock(timeout=1)
+        shared.rlock(timeout=scaled(1))
     holder.unlock()
     settle(waiting)
     shared.unlock()
@@ -313,7 +315,7 @@ def test_fencing_tokens_grow_with_every_acquisition(zk_client_factory: Factory) 
     tokens = []
     for round_ in range(3):
         for m in mutexes:
-            with m.write(timeout=5) if round_ != 1 else m.read(timeout=5) as lease:
+            with m.write(timeout=scaled(5)) if round_ != 1 else m.read(timeout=scaled(5)) as lease:
                 tokens.append(lease.fencing_token)
                 assert m.fencing_token == lease.fencing_token
     assert tokens == sorted(tokens) and len(set(tokens)) == len(tokens)
@@ -321,7 +323,7 @@ def test_fencing_tokens_grow_with_every_acquisition(zk_client_factory: Factory) 
 
 def test_context_manager_releases_on_error(zk_client: KazooClient) -> None:
     mutex = RWMutex(zk_client, "/lock")
-    with pytest.raises(KeyError), mutex.write(timeout=5):
+    with pytest.raises(KeyError), mutex.write(timeout=scaled(5)):
         raise KeyError("boom")
     assert mutex.held is None
     assert queue_names(zk_client) == []
@@ -332,20 +334,20 @@ def test_holder_whose_session_expires_is_told_and_the_next_token_is_greater(
 ) -> None:
     holder_client = zk_client_factory()
     holder = RWMutex(holder_client, "/lock")
-    lease = holder.lock(timeout=5)
+    lease = holder.lock(timeout=scaled(5))
     told: list[float] = []
     lease.add_lost_callback(lambda _: told.append(time.monotonic()))
     # close the holder's session from a second connection that uses the same session id
     session_id, password = holder_client.client_id
-    thief = KazooClient(hosts=f"{zk_hosts}{zk_chroot}", client_id=(session_id, password), timeout=4)
-    thief.start(timeout=10)
+    thief = KazooClient(hosts=f"{zk_hosts}{zk_chroot}", client_id=(session_id, password), timeout=scaled(4))
+    thief.start(timeout=scaled(10))
     thief.stop()
     thief.close()
     waiter = RWMutex(zk_client_factory(), "/lock")
-    new_lease = waiter.lock(timeout=15)
+    new_lease = waiter.lock(timeout=scaled(15))
     acquired = time.monotonic()
-    assert lease.wait_lost(10)
-    assert told and told[0] <= acquired + 0.5  # told no later than (about) the waiter's grant
+    assert lease.wait_lost(scaled(10))
+    assert told and told[0] <= acquired + scaled(0.5)  # told no later than (about) the waiter's grant
     with pytest.raises(LockLost):
         lease.check()
     with pytest.raises(LockLost):
@@ -360,11 +362,11 @@ def test_with_block_raises_lock_lost_when_the_lock_was_lost_inside(
 ) -> None:
     client = zk_client_factory()
     mutex = RWMutex(client, "/lock")
-    with pytest.raises(LockLost), mutex.write(timeout=5) as lease:
+    with pytest.raises(LockLost), mutex.write(timeout=scaled(5)) as lease:
         session_id, password = client.client_id
-        thief = KazooClient(hosts=f"{zk_hosts}{zk_chroot}", client_id=(session_id, password), timeout=4)
-        thief.start(timeout=10)
+        thief = KazooClient(hosts=f"{zk_hosts}{zk_chroot}", client_id=(session_id, password), timeout=scaled(4))
+        thief.start(timeout=scaled(10))
         thief.stop()
         thief.close()
-        assert lease.wait_lost(10)
+        assert lease.wait_lost(scaled(10))
     assert mutex.held is None

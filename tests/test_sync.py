@@ -17,6 +17,7 @@ from kazoo.client import KazooClient
 import zksync
 from zksync import BarrierAborted, InvalidArgument, ParticipantLost, Sync, SyncTimeout, Timeout
 from zksync._util import Deadline
+from zksync.testing.timing import scaled, sleep
 
 from .conftest import settle, tree, wait_until
 from .frontends import use_frontend
@@ -71,23 +72,23 @@ def test_sequence_numbers_are_unique_and_dense_across_processes(zk_hosts: str, z
     procs = [ctx.Process(target=_signal_in_process, args=(f"{zk_hosts}{zk_chroot}", 25, queue)) for _ in range(4)]
     for p in procs:
         p.start()
-    seqs = [s for _ in procs for s in queue.get(timeout=120)]
+    seqs = [s for _ in procs for s in queue.get(timeout=scaled(120))]
     for p in procs:
-        p.join(30)
+        p.join(scaled(30))
     assert sorted(seqs) == list(range(1, 101))
 
 
 def test_barrier_at_above_and_below_target(zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
     a, b, c = instances(zk_client_factory, 3)
-    a.barrier("s", 0, timeout=1)  # target 0 passes at once
-    waiting = pool.submit(b.barrier, "s", 2, 20)
+    a.barrier("s", 0, timeout=scaled(1))  # target 0 passes at once
+    waiting = pool.submit(b.barrier, "s", 2, scaled(20))
     assert a.signal_entry("s") == 1
-    time.sleep(0.3)
+    sleep(0.3)
     assert not waiting.done()  # below target
     assert c.signal_entry("s") == 2
     settle(waiting)  # at target
     assert a.signal_entry("s") == 3
-    b.barrier("s", 2, timeout=5)  # above target: passes at once
+    b.barrier("s", 2, timeout=scaled(5))  # above target: passes at once
     assert a.counts() == {"s": 3}
 
 
@@ -95,15 +96,15 @@ def test_signal_and_wait_releases_everybody_with_their_sequence(
     zk_client_factory: Factory, pool: ThreadPoolExecutor
 ) -> None:
     syncs = instances(zk_client_factory, 5)
-    futures = [pool.submit(s.signal_and_wait, "ready", 5, 20) for s in syncs]
+    futures = [pool.submit(s.signal_and_wait, "ready", 5, scaled(20)) for s in syncs]
     assert sorted(settle(f) for f in futures) == [1, 2, 3, 4, 5]
 
 
 def test_barrier_async_returns_a_future(zk_client_factory: Factory) -> None:
     a, b = instances(zk_client_factory, 2)
-    future = a.barrier_async("s", 1, timeout=10)
+    future = a.barrier_async("s", 1, timeout=scaled(10))
     b.signal_entry("s")
-    assert future.result(timeout=10) is None
+    assert future.result(timeout=scaled(10)) is None
 
 
 def test_timeout_names_the_instances_that_never_arrived(zk_client_factory: Factory) -> None:
@@ -112,7 +113,7 @@ def test_timeout_names_the_instances_that_never_arrived(zk_client_factory: Facto
     c.join()
     a.signal_entry("s")
     with pytest.raises(SyncTimeout) as info:
-        a.barrier("s", 3, timeout=0.5)
+        a.barrier("s", 3, timeout=scaled(0.5))
     assert isinstance(info.value, Timeout)
     assert info.value.missing == ["i1", "i2"]
     assert "i1" in str(info.value)
@@ -122,15 +123,15 @@ def test_an_instance_that_dies_makes_waiters_fail_fast_with_its_id(
     zk_client_factory: Factory, pool: ThreadPoolExecutor
 ) -> None:
     syncs = joined(zk_client_factory, 3)
-    waiters = [pool.submit(s.signal_and_wait, "done", 3, 60) for s in syncs[:2]]
-    time.sleep(0.3)
+    waiters = [pool.submit(s.signal_and_wait, "done", 3, scaled(60)) for s in syncs[:2]]
+    sleep(0.3)
     started = time.monotonic()
     syncs[2].client.stop()  # i2 dies before signalling
     for w in waiters:
         with pytest.raises(ParticipantLost) as info:
             settle(w)
         assert info.value.instances == ["i2"]
-    assert time.monotonic() - started < 30  # long before the 60 s timeout
+    assert time.monotonic() - started < scaled(30)  # long before the 60 s timeout
 
 
 def test_a_dead_instance_that_had_signalled_does_not_fail_the_barrier(
@@ -139,15 +140,15 @@ def test_a_dead_instance_that_had_signalled_does_not_fail_the_barrier(
     syncs = joined(zk_client_factory, 3)
     syncs[2].signal_entry("done")
     syncs[2].client.stop()
-    waiters = [pool.submit(s.signal_and_wait, "done", 3, 20) for s in syncs[:2]]
+    waiters = [pool.submit(s.signal_and_wait, "done", 3, scaled(20)) for s in syncs[:2]]
     for w in waiters:
         settle(w)
 
 
 def test_abort_fails_every_waiter(zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
     a, b, c = instances(zk_client_factory, 3)
-    waiters = [pool.submit(s.barrier, "s", 3, 20) for s in (a, b)]
-    time.sleep(0.3)
+    waiters = [pool.submit(s.barrier, "s", 3, scaled(20)) for s in (a, b)]
+    sleep(0.3)
     c.abort("s", "disk full on i2")
     for w in waiters:
         with pytest.raises(BarrierAborted, match="disk full"):
@@ -155,21 +156,21 @@ def test_abort_fails_every_waiter(zk_client_factory: Factory, pool: ThreadPoolEx
     late = Sync(zk_client_factory(), "run", instance_id="late")  # joins after the abort
     started = time.monotonic()
     with pytest.raises(BarrierAborted, match="disk full"):
-        late.barrier("s", 3, timeout=20)
-    assert time.monotonic() - started < 10
+        late.barrier("s", 3, timeout=scaled(20))
+    assert time.monotonic() - started < scaled(10)
 
 
 def test_topics_keep_order_and_replay_for_late_subscribers(
     zk_client_factory: Factory, pool: ThreadPoolExecutor
 ) -> None:
     pub, early, late = instances(zk_client_factory, 3)
-    live = early.subscribe("addrs", timeout=10)
+    live = early.subscribe("addrs", timeout=scaled(10))
     received = pool.submit(lambda: [next(live) for _ in range(5)])
     seqs = [pub.publish("addrs", {"n": n, "addr": f"10.0.0.{n}"}) for n in range(5)]
     assert seqs == [1, 2, 3, 4, 5]
     assert [m["n"] for m in settle(received)] == [0, 1, 2, 3, 4]
-    assert [m["n"] for m in late.subscribe("addrs", timeout=0.5)] == [0, 1, 2, 3, 4]  # replay, then ends
-    assert [m["n"] for m in late.subscribe("addrs", start=4, timeout=0.5)] == [3, 4]
+    assert [m["n"] for m in late.subscribe("addrs", timeout=scaled(0.5))] == [0, 1, 2, 3, 4]  # replay, then ends
+    assert [m["n"] for m in late.subscribe("addrs", start=4, timeout=scaled(0.5))] == [3, 4]
     live.close()
     with pytest.raises(StopIteration):
         next(live)
@@ -177,9 +178,9 @@ def test_topics_keep_order_and_replay_for_late_subscribers(
 
 def test_publish_subscribe_and_publish_and_wait(zk_client_factory: Factory, pool: ThreadPoolExecutor) -> None:
     a, b = instances(zk_client_factory, 2)
-    seq, sub = a.publish_subscribe("t", "hello", timeout=0.5)
+    seq, sub = a.publish_subscribe("t", "hello", timeout=scaled(0.5))
     assert seq == 1 and list(sub) == ["hello"]
-    waits = [pool.submit(s.publish_and_wait, "t", s.instance_id, "published", 2, 20) for s in (a, b)]
+    waits = [pool.submit(s.publish_and_wait, "t", s.instance_id, "published", 2, scaled(20)) for s in (a, b)]
     assert sorted(settle(w) for w in waits) == [2, 3]
 
 
@@ -187,8 +188,8 @@ def test_exchange_with_one_slow_participant(zk_client_factory: Factory, pool: Th
     syncs = instances(zk_client_factory, 3)
 
     def contribute(s: Sync, delay: float) -> dict[str, Any]:
-        time.sleep(delay)
-        return s.exchange("keys", {"key": s.instance_id.upper()}, participants=3, timeout=20)
+        sleep(delay)
+        return s.exchange("keys", {"key": s.instance_id.upper()}, participants=3, timeout=scaled(20))
 
     results = [pool.submit(contribute, s, 1.0 if i == 2 else 0) for i, s in enumerate(syncs)]
     expected = {f"i{k}": {"key": f"I{k}"} for k in range(3)}
@@ -275,7 +276,7 @@ def test_an_instance_that_joins_after_another_left_is_still_watched_by_the_ring(
     wait_until(lambda: "i1" in zk_client.get_children("/zksync-sync/run/left"), what="i1 recorded as gone")
     late = Sync(zk_client_factory(), "run", instance_id="late")
     late.join()
-    time.sleep(0.5)  # the lowest instance follows the newest join
+    sleep(0.5)  # the lowest instance follows the newest join
     late.client.stop()
     wait_until(lambda: "late" in zk_client.get_children("/zksync-sync/run/left"), 10, "late recorded as gone")
     a.leave()
@@ -304,14 +305,14 @@ def test_a_barrier_watches_only_the_entry_that_completes_its_count(
 
     a, b, c = instances(zk_client_factory, 3)
     for s in (a, b, c):
-        s.join(5)
+        s.join(scaled(5))
     assert a.signal_entry("s") == 1  # the first signal of a state also makes its directories
     counter = RequestCounter(b.client)
-    waiting = pool.submit(b.signal_and_wait, "s", 3, 20)
-    time.sleep(0.3)
+    waiting = pool.submit(b.signal_and_wait, "s", 3, scaled(20))
+    sleep(0.3)
     assert not waiting.done()
     last = RequestCounter(c.client)
-    assert c.signal_and_wait("s", 3, timeout=5) == 3
+    assert c.signal_and_wait("s", 3, timeout=scaled(5)) == 3
     assert last.calls == ["Transaction"]  # the last arrival does not wait at all
     assert settle(waiting) == 2
     # the transaction and exists on e-2, woken by its creation; departures and aborts are watched
@@ -332,11 +333,11 @@ def test_an_idle_instance_does_not_relist_departures_until_its_next_barrier(
     for gone, s in enumerate(syncs[2:], start=1):
         s.client.stop()  # three instances go, one after the other
         # (each is recorded by its successor, which must still be there to see it go)
-        wait_until(lambda n=gone: len(zk_client.get_children("/zksync-sync/run/left")) == n, what="departure recorded")
-    time.sleep(0.3)
+        wait_until(lambda: len(zk_client.get_children("/zksync-sync/run/left")) == gone, what="departure recorded")  # noqa: B023
+    sleep(0.3)
     assert left_listings() == 0  # notified once at most, and no re-listing
     with pytest.raises(ParticipantLost) as info:
-        idle.barrier("s", 5, timeout=20)  # the next barrier re-arms the watch and sees all three gone
+        idle.barrier("s", 5, timeout=scaled(20))  # the next barrier re-arms the watch and sees all three gone
     assert info.value.instances == ["i2", "i3", "i4"]
     assert left_listings() == 1
 
@@ -347,8 +348,8 @@ def test_joining_finds_the_ring_predecessor_without_listing_the_instances(zk_cli
         s.join()
     late = Sync(zk_client_factory(), "run", instance_id="late")
     sent = record_requests(late.client)
-    late.join(5)
-    time.sleep(0.3)  # the ring is set up asynchronously
+    late.join(scaled(5))
+    sleep(0.3)  # the ring is set up asynchronously
     # its predecessor, by name (request paths carry the client's chroot)
     assert [k for k, path in sent if path.endswith("/zksync-sync/run/instances/p-0000000002")] == ["GetData"]
     assert not [path for kind, path in sent if kind == "GetChildren" and path.endswith("/instances")]

@@ -10,6 +10,7 @@ from kazoo.client import KazooClient
 
 import zksync
 from zksync import Barrier, DoubleBarrier, InvalidArgument, RWMutex
+from zksync.testing.timing import scaled
 
 from .conftest import tree
 
@@ -80,7 +81,7 @@ def test_bad_acls_are_refused(zk_client: KazooClient, acl: Any) -> None:
 
 def test_not_a_kazoo_client_is_refused() -> None:
     with pytest.raises(InvalidArgument, match="KazooClient"):
-        RWMutex("127.0.0.1:2181", "/lock")  # type: ignore[arg-type]
+        RWMutex("127.0.0.1:2181", "/lock")
 
 
 def test_a_stopped_client_gets_a_clear_error(zk_client_factory: Any, zk_client: KazooClient) -> None:
@@ -88,18 +89,18 @@ def test_a_stopped_client_gets_a_clear_error(zk_client_factory: Any, zk_client: 
     stopped.stop()
     mutex = RWMutex(stopped, "/lock")
     with pytest.raises(InvalidArgument, match="not started"):
-        mutex.lock(timeout=1)
+        mutex.lock(timeout=scaled(1))
     with pytest.raises(InvalidArgument, match="not started"):
         Barrier(stopped, "/barrier").set()
     with pytest.raises(InvalidArgument, match="not started"):
-        DoubleBarrier(stopped, "/double", 1).enter(timeout=1)
+        DoubleBarrier(stopped, "/double", 1).enter(timeout=scaled(1))
     assert mutex.held is None
     assert tree(zk_client) == set()
 
 
 def test_connect_to_nothing_fails_fast_with_connection_lost() -> None:
     with pytest.raises(zksync.ConnectionLost, match="could not connect"):
-        zksync.connect("127.0.0.1:1", timeout=1)
+        zksync.connect("127.0.0.1:1", timeout=scaled(1))
 
 
 def test_connect_refuses_an_empty_host_string() -> None:

@@ -1,1 +1,1 @@
-import no_such_module_anywhere  # noqa: F401
+import no_such_module_anywhere  # type: ignore[import-not-found]  # noqa: F401

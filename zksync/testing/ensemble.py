@@ -27,6 +27,7 @@ from ..errors import ZkSyncError
 
 DEBIAN_JARS = "/usr/share/java"
 SERVER_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+DEFAULT_TICK_TIME = 500  # ms: members allow session timeouts from 2 to 20 ticks (1 s to 10 s)
 
 
 class EnsembleError(ZkSyncError):
@@ -103,7 +104,7 @@ class Ensemble:
         size: int = 3,
         *,
         host: str = "127.0.0.1",
-        tick_time: int = 500,
+        tick_time: int = DEFAULT_TICK_TIME,
         heap: str = "256m",
         directory: str | os.PathLike[str] | None = None,
         ports: list[int] | None = None,

@@ -12,11 +12,15 @@ Installed with zksync (entry point ``pytest11``).  Fixtures:
                  ``CI=true``.
 ``zk_faults``    the same, healed (every toxic removed) after each test.
 ``zk_client_factory``  ``zk_client_factory(**kazoo_options)`` makes more such clients (same
-                 chroot); all are closed after the test.
+                 chroot; ``timeout`` is kazoo's session timeout, default
+                 ``--zk-session-timeout``); all are closed after the test.
 
 Options (command line or ini): ``--zk-size`` (members of the local ensemble, default 3),
-``--zk-session-timeout`` (seconds, default 4).  ``ZKSYNC_TIME_SCALE`` multiplies that timeout
-on slow machines.  When a test fails, the tail of every member's log is attached to its report.
+``--zk-session-timeout`` (seconds, default 10: kazoo's own default).  ``ZKSYNC_TIME_SCALE`` (see
+:mod:`zksync.testing.timing`) multiplies that timeout, the local ensemble's tick (and so the
+session timeouts its members allow) and its start-up wait on slow machines; a value that is not a
+number > 0 stops the run at once.  When a test fails, the tail of every member's log is attached
+to its report.
 """
 
 from __future__ import annotations
@@ -31,8 +35,11 @@ import pytest
 from kazoo.client import KazooClient
 
 from .. import connect
-from .ensemble import Ensemble
+from .ensemble import DEFAULT_TICK_TIME, Ensemble
+from .timing import TimeScaleError, scaled, time_scale
 from .toxi import ProxiedEnsemble, ToxiproxyServer, find_server
+
+CONNECT_WAIT = 15.0  # seconds (scaled) a test client may take to connect
 
 
 class ExternalEnsemble:
@@ -46,21 +53,21 @@ class ExternalEnsemble:
         return "(external ensemble: no logs here)"
 
 
-def time_scale() -> float:
-    try:
-        return max(0.1, float(os.environ.get("ZKSYNC_TIME_SCALE", "1")))
-    except ValueError:
-        return 1.0
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("zksync", "ZooKeeper ensemble for tests")
     group.addoption("--zk-size", type=int, default=None, help="members of the local ensemble (default 3)")
     group.addoption(
-        "--zk-session-timeout", type=float, default=None, help="session timeout of test clients in seconds (default 4)"
+        "--zk-session-timeout", type=float, default=None, help="session timeout of test clients in seconds (default 10)"
     )
     parser.addini("zk_size", "members of the local ensemble", default="3")
-    parser.addini("zk_session_timeout", "session timeout of test clients (seconds)", default="4")
+    parser.addini("zk_session_timeout", "session timeout of test clients (seconds)", default="10")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        time_scale()
+    except TimeScaleError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _option(config: pytest.Config, name: str) -> str:
@@ -74,8 +81,11 @@ def zk_ensemble(request: pytest.FixtureRequest) -> Iterator[Ensemble | ExternalE
     if peers:
         yield ExternalEnsemble(peers)
         return
-    ensemble = Ensemble(size=int(_option(request.config, "zk_size")))
-    ensemble.start()
+    # a slower tick on a slow machine: the members' session timeout bounds (2 and 20 ticks) and
+    # their election and sync limits stretch with the tests' own timeouts
+    tick_time = max(1, round(DEFAULT_TICK_TIME * time_scale()))
+    ensemble = Ensemble(size=int(_option(request.config, "zk_size")), tick_time=tick_time)
+    ensemble.start(timeout=scaled(90))
     try:
         yield ensemble
     finally:
@@ -89,7 +99,7 @@ def zk_hosts(zk_ensemble: Ensemble | ExternalEnsemble) -> str:
 
 @pytest.fixture
 def zk_session_timeout(request: pytest.FixtureRequest) -> float:
-    return float(_option(request.config, "zk_session_timeout")) * time_scale()
+    return scaled(float(_option(request.config, "zk_session_timeout")))
 
 
 @pytest.fixture
@@ -97,7 +107,7 @@ def zk_chroot(request: pytest.FixtureRequest, zk_hosts: str) -> Iterator[str]:
     """A fresh path for this test; removed afterwards."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:80]
     chroot = f"/zksync-tests/{name}-{uuid.uuid4().hex[:8]}"
-    admin = connect(zk_hosts)
+    admin = connect(zk_hosts, timeout=scaled(CONNECT_WAIT))
     try:
         admin.ensure_path(chroot)
         yield chroot
@@ -115,8 +125,14 @@ def zk_client_factory(zk_hosts: str, zk_chroot: str, zk_session_timeout: float) 
     made: list[KazooClient] = []
 
     def make(hosts: str | None = None, **options: Any) -> KazooClient:
-        options.setdefault("timeout", zk_session_timeout)
-        client = connect(f"{hosts or zk_hosts}{zk_chroot}", **options)
+        # ``timeout`` is kazoo's: the session timeout (zksync.connect's own ``timeout`` is the wait
+        # for the first connection, and its name for the session timeout is ``session_timeout``)
+        if "session_timeout" in options:
+            options["timeout"] = options.pop("session_timeout")
+        session_timeout = options.pop("timeout", zk_session_timeout)
+        client = connect(
+            f"{hosts or zk_hosts}{zk_chroot}", timeout=scaled(CONNECT_WAIT), session_timeout=session_timeout, **options
+        )
         made.append(client)
         return client
 
