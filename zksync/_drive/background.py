@@ -49,7 +49,7 @@ class _Background:
                 log.info("%s: stopped by the connection (%s); resumed once it is back", self.what, exc)
                 return
             except ZkSyncError as exc:
-                if not self.session.link_up():  # e.g. a retry that found no connection to wait for
+                if self.session.stopped() or not self.session.link_up():  # closing, or no connection to wait for
                     log.info("%s: stopped by the connection (%s); resumed once it is back", self.what, exc)
                 else:
                     log.warning("%s failed: %s", self.what, exc)
