@@ -16,11 +16,13 @@ Uses ``ZOOKEEPER_PEERS`` when set, else starts a local 3-node ensemble.  Measure
 Every participant has its own session.  Requests are counted by each client (``_call``) and
 by the servers (``mntr`` zk_packets_received, pings and session set-up included).
 Writes results.json, results.md and scaling.png to ``--out`` (default benchmarks/results/).
+
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 import multiprocessing
@@ -32,9 +34,9 @@ import time
 import traceback
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from multiprocessing.context import SpawnProcess
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError, NotEmptyError
 
 import zksync
+import zksync.aio
 from zksync.testing import Ensemble
 from zksync.testing.ensemble import four_letter
 
@@ -172,10 +175,116 @@ def connect_all(hosts: str, count: int) -> list[KazooClient]:
 
 # ---- worker processes ------------------------------------------------------------------
 
+AIO_IMPLS = {"zksync-aio", "zksync-aio-db", "zksync-aio-sync"}  # run on one asyncio event loop per process
+SYNC_IMPLS = {"sync", "zksync-aio-sync"}
+THREAD_SAMPLE_S = 0.05  # how often an asyncio worker's loop looks at its thread count (and at each end)
+
+
+class Window:
+    """What one worker process spends over its timed window: CPU seconds (user + system of the
+    whole process, every thread: ``time.process_time()``, split with ``os.times()``) and its
+    thread count (``threading.active_count()``) at the start and at its highest sample."""
+
+    def __init__(self) -> None:
+        self.threads_before = threading.active_count()
+        self.threads_peak = self.threads_before
+        self.cpu = time.process_time()
+        self.times = os.times()
+
+    def sample(self) -> None:
+        count = threading.active_count()
+        if count > self.threads_peak:
+            self.threads_peak = count
+
+    async def sample_every(self, interval: float) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(interval)
+
+    def stop(self) -> Result:
+        cpu = time.process_time() - self.cpu
+        times = os.times()
+        self.sample()
+        return {
+            "cpu_s": cpu,
+            "cpu_user_s": times.user - self.times.user,
+            "cpu_system_s": times.system - self.times.system,
+            "threads_before": self.threads_before,
+            "threads_peak": self.threads_peak,
+        }
+
 
 def lock_worker(params: Result, ready: Any, go: Any, report: Callable[[Result], None]) -> Result | None:
-    hosts, impl, mode, path = params["hosts"], params["impl"], params["mode"], params["path"]
-    client = zksync.connect(hosts, session_timeout=SESSION_TIMEOUT)
+    client = zksync.connect(params["hosts"], session_timeout=SESSION_TIMEOUT)
+    loop: asyncio.AbstractEventLoop | None = None
+    cycles: Callable[[float, Window], int]  # acquire + release until ``end``, sampling the window
+    if params["impl"] == "zksync-aio":  # the cycles run as one coroutine on this process's event loop
+        loop = asyncio.new_event_loop()
+        acycle = async_lock_cycle(client, params)
+
+        async def acycles(end: float, window: Window) -> int:
+            done = 0
+            while time.monotonic() < end:
+                await acycle()
+                done += 1
+                window.sample()
+            return done
+
+        loop.run_until_complete(acycle())
+        cycles = lambda end, window: loop.run_until_complete(acycles(end, window))  # noqa: E731
+    else:
+        acquire, release = lock_calls(client, params)
+
+        def cycles(end: float, window: Window) -> int:
+            done = 0
+            while time.monotonic() < end:
+                acquire()
+                release()
+                done += 1
+                window.sample()
+            return done
+
+        acquire()
+        release()
+    calls = count_requests(client)
+    ready.put(params["index"])
+    go.wait(300)
+    window = Window()
+    start = time.monotonic()
+    acquisitions = cycles(start + params["duration"], window)
+    result = {
+        "mode": params["mode"],
+        "acquisitions": acquisitions,
+        "elapsed_s": time.monotonic() - start,
+        **window.stop(),
+        "requests": len(calls),
+    }
+    client.stop()
+    client.close()
+    if loop is not None:
+        loop.close()
+    return result
+
+
+def async_lock_cycle(client: KazooClient, params: Result) -> Callable[[], Awaitable[None]]:
+    """One acquire + release of a ``zksync.aio.RWMutex`` (write or read, by ``mode``)."""
+    mutex = zksync.aio.RWMutex(client, params["path"])
+    write = params["mode"] == "write"
+
+    async def cycle() -> None:
+        if write:
+            await mutex.lock(30)
+            await mutex.unlock()
+        else:
+            await mutex.rlock(30)
+            await mutex.runlock()
+
+    return cycle
+
+
+def lock_calls(client: KazooClient, params: Result) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """Acquire and release, on the calling thread, for the blocking lock impls."""
+    impl, mode, path = params["impl"], params["mode"], params["path"]
     acquire: Callable[[], Any]
     release: Callable[[], Any]
     if impl == "zksync":
@@ -190,30 +299,86 @@ def lock_worker(params: Result, ready: Any, go: Any, report: Callable[[Result], 
             lock = client.Lock(path, ident)
         acquire = lambda: lock.acquire(timeout=30)  # noqa: E731
         release = lock.release
-    acquire()
-    release()
-    calls = count_requests(client)
-    ready.put(params["index"])
-    go.wait(300)
-    start = time.monotonic()
-    end = start + params["duration"]
-    acquisitions = 0
-    while time.monotonic() < end:
-        acquire()
-        release()
-        acquisitions += 1
-    result = {"mode": mode, "acquisitions": acquisitions, "elapsed_s": time.monotonic() - start, "requests": len(calls)}
-    client.stop()
-    client.close()
-    return result
+    return acquire, release
 
 
 def participants_worker(params: Result, ready: Any, go: Any, report: Callable[[Result], None]) -> Result | None:
-    hosts, impl, n, first = params["hosts"], params["impl"], params["n"], params["first"]
-    clients = connect_all(hosts, params["count"])
+    clients = connect_all(params["hosts"], params["count"])
     join_calls = [count_requests(c) for c in clients]
-    actions: list[Callable[[float], None]] = []
     join_start = time.monotonic()
+    loop: asyncio.AbstractEventLoop | None = None
+    if params["impl"] in AIO_IMPLS:  # every participant a coroutine on this process's one event loop
+        loop = asyncio.new_event_loop()
+        coroutines = loop.run_until_complete(async_participants(clients, params))
+    else:  # every participant on a thread of its own
+        actions = blocking_participants(clients, params)
+    join_s = time.monotonic() - join_start
+    join_requests = sum(len(c) for c in join_calls)
+    calls = [count_requests(c) for c in clients]
+    ready.put(params["first"])
+    go.wait(600)
+    timeout = params["timeout"]
+    finished: list[float] = []
+    errors: list[str] = []
+    window = Window()
+    if loop is not None:
+        loop.run_until_complete(run_coroutines(coroutines, timeout, finished, errors, window))
+        done, errs = list(finished), list(errors)
+    else:
+        lock = threading.Lock()
+
+        def one(action: Callable[[float], None]) -> None:
+            try:
+                action(timeout)
+            except BaseException as exc:
+                with lock:
+                    errors.append(repr(exc))
+                return
+            with lock:
+                finished.append(time.time())
+
+        threads = [threading.Thread(target=one, args=(a,), daemon=True) for a in actions]
+        for thread in threads:
+            thread.start()
+        window.sample()
+        deadline = time.monotonic() + timeout + 5
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with lock:
+            done = list(finished)
+            errs = list(errors)
+    measured = window.stop()
+    all_calls = [c for per_client in calls for c in per_client]
+    result = {
+        "count": len(clients),
+        "finished": len(done),
+        "last_finish": max(done) if done else None,
+        "errors": errs[:5],
+        "error_count": len(errs),
+        "requests": len(all_calls),
+        "writes": writes_in(all_calls),
+        "kinds": dict(Counter(all_calls)),
+        "join_requests": join_requests,
+        "join_s": join_s,
+        **measured,
+        "complete": len(done) == len(clients),
+    }
+    report(result)
+    params["close"].wait(timeout + 60)
+    if result["complete"]:
+        close_all(clients)
+        if loop is not None:
+            loop.close()
+    else:
+        os._exit(0)  # participants still blocked inside a recipe: leave without waiting for them
+    return None
+
+
+def blocking_participants(clients: list[KazooClient], params: Result) -> list[Callable[[float], None]]:
+    """One action per client for the blocking impls, each to run on its own thread (Sync
+    participants have joined when this returns)."""
+    impl, n, first = params["impl"], params["n"], params["first"]
+    actions: list[Callable[[float], None]] = []
     syncs: list[zksync.Sync] = []
     for k, client in enumerate(clients):
         ident = f"p{first + k}"
@@ -247,7 +412,7 @@ def participants_worker(params: Result, ready: Any, go: Any, report: Callable[[R
                 b.leave()
 
             actions.append(run_kdb)
-        else:
+        elif impl == "sync":
             sync = zksync.Sync(client, params["namespace"], instance_id=ident, instance_count=n)
             syncs.append(sync)
 
@@ -255,59 +420,74 @@ def participants_worker(params: Result, ready: Any, go: Any, report: Callable[[R
                 s.signal_and_wait("ready", n, timeout)
 
             actions.append(run_sync)
+        else:
+            raise ValueError(f"no participants impl {impl!r}")
     if syncs:
         with ThreadPoolExecutor(max_workers=16) as pool:
             list(pool.map(lambda s: s.join(120), syncs))
-    join_s = time.monotonic() - join_start
-    join_requests = sum(len(c) for c in join_calls)
-    calls = [count_requests(c) for c in clients]
-    ready.put(params["first"])
-    go.wait(600)
-    timeout = params["timeout"]
-    finished: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
+    return actions
 
-    def one(action: Callable[[float], None]) -> None:
+
+async def async_participants(
+    clients: list[KazooClient], params: Result
+) -> list[Callable[[float], Coroutine[Any, Any, None]]]:
+    """One coroutine function per client for the asyncio impls (Sync participants have joined,
+    together on the loop, when this returns)."""
+    impl, n, first = params["impl"], params["n"], params["first"]
+    actions: list[Callable[[float], Coroutine[Any, Any, None]]] = []
+    syncs: list[zksync.aio.Sync] = []
+    for k, client in enumerate(clients):
+        ident = f"p{first + k}"
+        if impl == "zksync-aio-db":
+            barrier = zksync.aio.DoubleBarrier(client, params["path"], n, identifier=ident)
+
+            async def run_db(timeout: float, b: zksync.aio.DoubleBarrier = barrier) -> None:
+                deadline = time.monotonic() + timeout
+                await b.enter(timeout)
+                await b.exit(max(0.1, deadline - time.monotonic()))
+
+            actions.append(run_db)
+        elif impl == "zksync-aio-sync":
+            sync = zksync.aio.Sync(client, params["namespace"], instance_id=ident, instance_count=n)
+            syncs.append(sync)
+
+            async def run_sync(timeout: float, s: zksync.aio.Sync = sync) -> None:
+                await s.signal_and_wait("ready", n, timeout)
+
+            actions.append(run_sync)
+        else:
+            raise ValueError(f"no asyncio participants impl {impl!r}")
+    await asyncio.gather(*(s.join(120) for s in syncs))
+    return actions
+
+
+async def run_coroutines(
+    actions: list[Callable[[float], Coroutine[Any, Any, None]]],
+    timeout: float,
+    finished: list[float],
+    errors: list[str],
+    window: Window,
+) -> None:
+    """Run every participant at once (``asyncio.gather`` of them all, each failure kept apart)
+    and stop waiting after ``timeout`` + 5 s; the window samples the thread count meanwhile, and
+    as each participant ends."""
+
+    async def one(action: Callable[[float], Coroutine[Any, Any, None]]) -> None:
         try:
-            action(timeout)
-        except BaseException as exc:
-            with lock:
-                errors.append(repr(exc))
+            await action(timeout)
+        except Exception as exc:
+            errors.append(repr(exc))
             return
-        with lock:
-            finished.append(time.time())
+        finally:
+            window.sample()
+        finished.append(time.time())
 
-    threads = [threading.Thread(target=one, args=(a,), daemon=True) for a in actions]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + timeout + 5
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    with lock:
-        done = list(finished)
-        errs = list(errors)
-    all_calls = [c for per_client in calls for c in per_client]
-    result = {
-        "count": len(clients),
-        "finished": len(done),
-        "last_finish": max(done) if done else None,
-        "errors": errs[:5],
-        "error_count": len(errs),
-        "requests": len(all_calls),
-        "writes": writes_in(all_calls),
-        "kinds": dict(Counter(all_calls)),
-        "join_requests": join_requests,
-        "join_s": join_s,
-        "complete": len(done) == len(clients),
-    }
-    report(result)
-    params["close"].wait(timeout + 60)
-    if result["complete"]:
-        close_all(clients)
-    else:
-        os._exit(0)  # participants still blocked inside a recipe: leave without waiting for them
-    return None
+    sampler = asyncio.ensure_future(window.sample_every(THREAD_SAMPLE_S))
+    everyone = asyncio.gather(*(one(a) for a in actions))
+    await asyncio.wait([everyone], timeout=timeout + 5)  # those still waiting are left as they are
+    sampler.cancel()
+    with suppress(asyncio.CancelledError):
+        await sampler
 
 
 def memory_worker(params: Result, ready: Any, go: Any, report: Callable[[Result], None]) -> Result | None:
@@ -515,6 +695,17 @@ def uncontended(client: KazooClient, hosts: str, root: str, cycles: int) -> Resu
     return out
 
 
+def window_totals(good: list[Result]) -> Result:
+    """The workers' timed windows together: CPU seconds summed, thread counts per process."""
+    return {
+        "cpu_s": sum(r["cpu_s"] for r in good),
+        "cpu_user_s": sum(r["cpu_user_s"] for r in good),
+        "cpu_system_s": sum(r["cpu_system_s"] for r in good),
+        "threads_before_by_process": [r["threads_before"] for r in good],
+        "threads_peak_by_process": [r["threads_peak"] for r in good],
+    }
+
+
 def lock_round(hosts: str, root: str, impl: str, kind: str, modes: list[str], duration: float) -> Result:
     path = f"{root}/{kind}-{impl}-{uuid.uuid4().hex[:6]}"
     params = [
@@ -528,6 +719,7 @@ def lock_round(hosts: str, root: str, impl: str, kind: str, modes: list[str], du
     elapsed = max((r["elapsed_s"] for r in good), default=duration)
     requests = sum(r["requests"] for r in good)
     by_mode = {m: sum(r["acquisitions"] for r in good if r["mode"] == m) / elapsed for m in set(modes)}
+    window = window_totals(good)
     return {
         "impl": impl,
         "clients": len(modes),
@@ -537,14 +729,24 @@ def lock_round(hosts: str, root: str, impl: str, kind: str, modes: list[str], du
         "acquisitions_per_s_by_mode": by_mode,
         "requests_per_acquisition_client": requests / acquisitions if acquisitions else None,
         "server_packets_per_acquisition": None if packets is None or not acquisitions else packets / acquisitions,
+        **window,
+        "cpu_ms_per_acquisition": window["cpu_s"] * 1000 / acquisitions if acquisitions else None,
         "errors": errors + ([json.dumps(problems)] if problems else []),
     }
 
 
-def alternating_lock_rounds(hosts: str, root: str, kind: str, modes: list[str], duration: float, blocks: int) -> Result:
-    """zksync and kazoo in alternating blocks (each ``duration / blocks`` long), summed: a noisy
-    spell on a shared machine then falls on both rather than on one."""
-    rounds: dict[str, list[Result]] = {"zksync": [], "kazoo": []}
+def alternating_lock_rounds(
+    hosts: str,
+    root: str,
+    kind: str,
+    modes: list[str],
+    duration: float,
+    blocks: int,
+    impls: tuple[str, ...] = ("zksync", "kazoo"),
+) -> Result:
+    """The impls (zksync and kazoo) in alternating blocks (each ``duration / blocks`` long),
+    summed: a noisy spell on a shared machine then falls on both rather than on one."""
+    rounds: dict[str, list[Result]] = {impl: [] for impl in impls}
     for _ in range(blocks):
         for impl in rounds:
             rounds[impl].append(lock_round(hosts, root, impl, kind, modes, duration / blocks))
@@ -571,6 +773,13 @@ def alternating_lock_rounds(hosts: str, root: str, kind: str, modes: list[str], 
             "server_packets_per_acquisition": None
             if None in packets or not acquisitions
             else sum(p * r["acquisitions"] for p, r in zip(packets, parts)) / acquisitions,
+            "cpu_s": sum(r["cpu_s"] for r in parts),
+            "cpu_user_s": sum(r["cpu_user_s"] for r in parts),
+            "cpu_system_s": sum(r["cpu_system_s"] for r in parts),
+            "cpu_ms_per_acquisition": sum(r["cpu_s"] for r in parts) * 1000 / acquisitions if acquisitions else None,
+            "cpu_ms_per_acquisition_blocks": [r["cpu_ms_per_acquisition"] for r in parts],
+            "threads_before_max": max((t for r in parts for t in r["threads_before_by_process"]), default=None),
+            "threads_peak_max": max((t for r in parts for t in r["threads_peak_by_process"]), default=None),
             "errors": [e for r in parts for e in r["errors"]],
         }
     return merged
@@ -675,7 +884,13 @@ def run_green_processes(
 
 
 def participants_round(
-    client: KazooClient, hosts: str, impl: str, n: int, timeout: float, max_per_process: int
+    client: KazooClient,
+    hosts: str,
+    impl: str,
+    n: int,
+    timeout: float,
+    max_per_process: int,
+    allow_green: bool = True,
 ) -> Result:
     tag = uuid.uuid4().hex[:8]
     path = f"{ROOT}/db-{impl}-{n}-{tag}"
@@ -698,7 +913,7 @@ def participants_round(
         )
         first += count
     started = time.monotonic()
-    green = n >= GREEN_FROM and green_available()
+    green = allow_green and impl not in AIO_IMPLS and n >= GREEN_FROM and green_available()
     runner = (
         run_green_processes
         if green
@@ -733,14 +948,17 @@ def participants_round(
         "error_count": len(errors) + sum(r["error_count"] for r in good),
         "problems": problems,
         "round_incl_setup_s": setup_and_run_s,
-        "workers": "gevent" if green else "threads",
+        "workers": "gevent" if green else ("asyncio" if impl in AIO_IMPLS else "threads"),
     }
-    if impl == "sync":
+    window = window_totals(good)
+    out.update(window)
+    out["cpu_ms_per_participant"] = window["cpu_s"] * 1000 / n if good else None
+    if impl in SYNC_IMPLS:
         out["join_requests_per_participant"] = sum(r["join_requests"] for r in good) / n if good else None
         out["join_s_max_process"] = max((r["join_s"] for r in good), default=None)
     cleanup_start = time.monotonic()
     try:
-        delete_tree(client, path if impl != "sync" else f"/zksync-sync/{namespace}")
+        delete_tree(client, path if impl not in SYNC_IMPLS else f"/zksync-sync/{namespace}")
         out["cleanup"] = "deleted"
     except Exception as exc:
         out["cleanup"] = f"failed: {exc!r}"
