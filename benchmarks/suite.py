@@ -17,6 +17,15 @@ Every participant has its own session.  Requests are counted by each client (``_
 by the servers (``mntr`` zk_packets_received, pings and session set-up included).
 Writes results.json, results.md and scaling.png to ``--out`` (default benchmarks/results/).
 
+    python3 -m benchmarks.suite --frontends [--quick] [--out DIR] [--repeats 3]
+
+compares zksync's two front-ends instead, blocking (``zksync.RWMutex``...) against asyncio
+(``zksync.aio.RWMutex``...), on the same workers: the lock contended by 8 clients in alternating
+blocks (5 of 3 s each; quick: 2 of 2 s), ``DoubleBarrier`` enter + exit and
+``Sync.signal_and_wait`` with N=1000 participants (quick: 50; ``--sizes``, ``--sync-sizes``),
+``--repeats`` rounds each (3; quick: 1).  Reports wall time or acquisitions/s, requests per
+operation, CPU seconds per operation (each worker's ``time.process_time()`` over its timed window)
+and the workers' thread counts.  Writes frontends.json and frontends.md to ``--out``.
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from multiprocessing.context import SpawnProcess
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError, NotEmptyError
@@ -1287,6 +1296,252 @@ def plot(results: Result, path: Path) -> None:
     plt.close(fig)
 
 
+# ---- front-ends: blocking against asyncio ----------------------------------------------
+
+# (blocking impl, asyncio impl) of each scenario; the same worker functions run both
+FRONTEND_LOCK = ("zksync", "zksync-aio")
+FRONTEND_DB = ("zksync-db", "zksync-aio-db")
+FRONTEND_SYNC = ("sync", "zksync-aio-sync")
+
+
+class Shape(NamedTuple):
+    n: int  # participants of the DoubleBarrier and signal_and_wait rounds
+    lock_blocks: int  # lock blocks per front-end
+    lock_block_s: float
+    repeats: int  # participants rounds per front-end
+
+
+FRONTENDS = {"quick": Shape(50, 2, 2.0, 1), "full": Shape(1000, 5, 3.0, 3)}
+
+
+def median_or_none(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def frontend_lock(hosts: str, root: str, blocks: int, block_s: float) -> Result:
+    """The contended write lock (8 processes, one session each), blocking and asyncio in
+    alternating blocks; the ratios are medians of the per-block ratios."""
+    merged = alternating_lock_rounds(hosts, root, "lock", ["write"] * 8, blocks * block_s, blocks, FRONTEND_LOCK)
+    blocking, aio = merged[FRONTEND_LOCK[0]], merged[FRONTEND_LOCK[1]]
+    pairs = list(zip(blocking["acquisitions_per_s_blocks"], aio["acquisitions_per_s_blocks"]))
+    cpu_pairs = list(zip(blocking["cpu_ms_per_acquisition_blocks"], aio["cpu_ms_per_acquisition_blocks"]))
+    return {
+        "clients": 8,
+        "blocks": blocks,
+        "block_s": block_s,
+        "blocking": blocking,
+        "asyncio": aio,
+        "throughput_ratio": median_or_none([a / b for b, a in pairs if b]),
+        "cpu_per_acquisition_ratio": median_or_none([a / b for b, a in cpu_pairs if a is not None and b]),
+    }
+
+
+def frontend_participants(
+    client: KazooClient, hosts: str, impls: tuple[str, str], n: int, repeats: int, max_per_process: int
+) -> Result:
+    """``repeats`` rounds of N participants on each front-end, alternating (the order flips
+    every repeat); the ratios are medians of the per-repeat ratios."""
+    rounds: dict[str, list[Result]] = {"blocking": [], "asyncio": []}
+    for repeat in range(repeats):
+        order = list(zip(("blocking", "asyncio"), impls))
+        for frontend, impl in order if repeat % 2 == 0 else reversed(order):
+            step(f"{impl} N={n} ({repeat + 1}/{repeats})")
+            result = participants_round(client, hosts, impl, n, watchdog(n), max_per_process, allow_green=False)
+            rounds[frontend].append(result)
+    pairs = list(zip(rounds["blocking"], rounds["asyncio"]))
+    return {
+        "participants": n,
+        "processes": rounds["blocking"][0]["processes"],
+        "max_clients_per_process": rounds["blocking"][0]["max_clients_per_process"],
+        "repeats": repeats,
+        "blocking": participants_summary(rounds["blocking"], n),
+        "asyncio": participants_summary(rounds["asyncio"], n),
+        "wall_ratio": median_or_none(
+            [a["wall_s"] / b["wall_s"] for b, a in pairs if a["completed"] and b["completed"] and b["wall_s"]]
+        ),
+        "cpu_per_participant_ratio": median_or_none(
+            [
+                a["cpu_ms_per_participant"] / b["cpu_ms_per_participant"]
+                for b, a in pairs
+                if a["completed"] and b["completed"] and b["cpu_ms_per_participant"]
+            ]
+        ),
+        "rounds": rounds,
+    }
+
+
+def participants_summary(rounds: list[Result], n: int) -> Result:
+    """One front-end's repeats: the median wall time of the completed rounds, the mean of their
+    counts and CPU times, the thread counts at their highest."""
+    done = [r for r in rounds if r["completed"]]
+
+    def mean(key: str, scale: float = 1.0) -> float | None:
+        values = [r[key] for r in done if r[key] is not None]
+        return sum(values) * scale / len(values) if values else None
+
+    return {
+        "impl": rounds[0]["impl"],
+        "rounds": len(rounds),
+        "completed": len(done),
+        "wall_s_median": median_or_none([r["wall_s"] for r in done]),
+        "wall_s_rounds": [r["wall_s"] for r in rounds],
+        "requests_per_participant_client": mean("requests_per_participant_client"),
+        "writes_per_participant_client": mean("writes_per_participant_client"),
+        "server_packets_per_participant": mean("server_packets_per_participant"),
+        "cpu_ms_per_participant": mean("cpu_s", 1000 / n),
+        "cpu_ms_per_participant_rounds": [r["cpu_ms_per_participant"] for r in rounds],
+        "cpu_user_ms_per_participant": mean("cpu_user_s", 1000 / n),
+        "cpu_system_ms_per_participant": mean("cpu_system_s", 1000 / n),
+        "threads_before_max": max((t for r in rounds for t in r["threads_before_by_process"]), default=None),
+        "threads_peak_max": max((t for r in rounds for t in r["threads_peak_by_process"]), default=None),
+        "errors": [e for r in rounds for e in r["errors"]][:5]
+        + [json.dumps(r["problems"]) for r in rounds if r["problems"]],
+    }
+
+
+def run_frontends(args: argparse.Namespace) -> Result:
+    shape = FRONTENDS["quick" if args.quick else "full"]
+    if args.repeats:
+        shape = shape._replace(repeats=args.repeats)
+    db_sizes = args.sizes or [shape.n]
+    sync_sizes = args.sync_sizes or [shape.n]
+    started = time.monotonic()
+    results: Result = {
+        "meta": {
+            "mode": "frontends",
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "quick": args.quick,
+            "sizes": db_sizes,
+            "sync_sizes": sync_sizes,
+            "lock_blocks": shape.lock_blocks,
+            "lock_block_s": shape.lock_block_s,
+            "repeats": shape.repeats,
+            "python": sys.version.split()[0],
+            "cpus": os.cpu_count(),
+        }
+    }
+    with ensemble_hosts() as (hosts, source):
+        results["meta"]["ensemble"] = source
+        client = zksync.connect(hosts, session_timeout=SESSION_TIMEOUT)
+        root = f"{ROOT}/{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        client.ensure_path(root)
+        try:
+            step("contended lock: blocking and asyncio")
+            results["contended"] = frontend_lock(hosts, root, shape.lock_blocks, shape.lock_block_s)
+            results["double_barrier"] = [
+                frontend_participants(client, hosts, FRONTEND_DB, n, shape.repeats, 100) for n in db_sizes
+            ]
+            results["signal_and_wait"] = [
+                frontend_participants(client, hosts, FRONTEND_SYNC, n, shape.repeats, 500) for n in sync_sizes
+            ]
+        finally:
+            try:
+                delete_tree(client, root)
+            finally:
+                client.stop()
+                client.close()
+    results["meta"]["wall_s"] = time.monotonic() - started
+    return results
+
+
+def frontends_markdown(results: Result) -> str:
+    meta = results["meta"]
+    lines = [
+        f"# zksync blocking vs asyncio front-ends — {meta['started']}",
+        "",
+        f"Ensemble: {meta['ensemble']}; {'quick' if meta['quick'] else 'full'} run, {meta['wall_s']:.0f} s; "
+        f"Python {meta['python']}, {meta['cpus']} CPUs.",
+        "",
+        "CPU is `time.process_time()` (user + system of the whole worker process, kazoo's threads included) "
+        "over each worker's timed window only, summed over the workers and divided by the operations. "
+        "Threads: `threading.active_count()` per worker process when its window opens, and its highest "
+        "sample in the window (the highest over the processes).",
+    ]
+    c = results["contended"]
+    lines += [
+        "",
+        f"## Contended write lock, {c['clients']} processes (one session each), "
+        f"{c['blocks']} alternating blocks of {c['block_s']:.0f} s",
+        "",
+        "| front-end | acquisitions/s | per block | requests/acquisition (client) | server packets/acquisition | "
+        "CPU ms/acquisition (user + sys) | threads per process (start → peak) | errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for frontend, recipe in (("blocking", "zksync.RWMutex"), ("asyncio", "zksync.aio.RWMutex")):
+        v = c[frontend]
+        per_block = ", ".join(f"{r:.0f}" for r in v["acquisitions_per_s_blocks"])
+        lines.append(
+            f"| {frontend} ({recipe}) | {v['acquisitions_per_s']:.0f} | {per_block} | "
+            f"{fmt(v['requests_per_acquisition_client'])} | {fmt(v['server_packets_per_acquisition'])} | "
+            f"{cpu_cell(v['cpu_ms_per_acquisition'], v['cpu_user_s'], v['cpu_system_s'], v['acquisitions'])} | "
+            f"{v['threads_before_max']} → {v['threads_peak_max']} | {'; '.join(v['errors']) or '—'} |"
+        )
+    lines += [
+        "",
+        f"asyncio / blocking: throughput {fmt(c['throughput_ratio'])}x, CPU per acquisition "
+        f"{fmt(c['cpu_per_acquisition_ratio'])}x (medians of the per-block ratios).",
+    ]
+    for key, title, recipes in (
+        ("double_barrier", "DoubleBarrier enter + exit", ("zksync.DoubleBarrier", "zksync.aio.DoubleBarrier")),
+        ("signal_and_wait", "Sync.signal_and_wait", ("zksync.Sync", "zksync.aio.Sync")),
+    ):
+        for r in results[key]:
+            lines += [
+                "",
+                f"## {title}, N={r['participants']} ({r['processes']} processes, up to "
+                f"{r['max_clients_per_process']} sessions each; {r['repeats']} round(s) per front-end, alternating)",
+                "",
+                "| front-end | completed | wall s (median) | per round | requests/participant (client) | "
+                "server packets/participant | CPU ms/participant (user + sys), mean | threads per process "
+                "(start → peak) | errors |",
+                "|---|---|---|---|---|---|---|---|---|",
+            ]
+            for frontend, recipe, how in (
+                ("blocking", recipes[0], "a thread per participant"),
+                ("asyncio", recipes[1], "coroutines on one loop per process"),
+            ):
+                v = r[frontend]
+                per_round = ", ".join(fmt(w) for w in v["wall_s_rounds"])
+                cpu = fmt(v["cpu_ms_per_participant"])
+                if v["cpu_user_ms_per_participant"] is not None:
+                    cpu += f" ({v['cpu_user_ms_per_participant']:.2f} + {v['cpu_system_ms_per_participant']:.2f})"
+                lines.append(
+                    f"| {frontend} ({recipe}, {how}) | {v['completed']}/{v['rounds']} | {fmt(v['wall_s_median'])} | "
+                    f"{per_round} | {fmt(v['requests_per_participant_client'])} | "
+                    f"{fmt(v['server_packets_per_participant'])} | {cpu} | "
+                    f"{v['threads_before_max']} → {v['threads_peak_max']} | {'; '.join(v['errors'][:2]) or '—'} |"
+                )
+            lines += [
+                "",
+                f"asyncio / blocking: wall time {fmt(r['wall_ratio'])}x, CPU per participant "
+                f"{fmt(r['cpu_per_participant_ratio'])}x (medians of the per-round ratios).",
+            ]
+    lines += [
+        "",
+        "## How it is measured",
+        "",
+        "- one local ensemble and the suite's worker processes for both front-ends; each participant and "
+        "each lock client has its own session (KazooClient), the same sessions per process on both;",
+        "- lock: 8 worker processes acquire and release for a block's duration; blocking and asyncio "
+        "alternate block by block (acquisitions/s per block above);",
+        "- DoubleBarrier and signal_and_wait: the suite's participants rounds (up to 100, resp. 500, "
+        "sessions per process, at least 10 processes), timed from a common start to the last participant "
+        "done; Sync participants join before the start. Blocking: a thread per participant; asyncio: "
+        "`asyncio.gather` of every participant of the process on one event loop;",
+        "- requests are counted by each client (`_call`); server packets are `mntr` zk_packets_received "
+        "(pings included); thread counts include kazoo's three threads per session and the worker's "
+        "result-queue thread.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def cpu_cell(per_op_ms: float | None, user_s: float, system_s: float, ops: int) -> str:
+    if per_op_ms is None or not ops:
+        return "—"
+    return f"{per_op_ms:.2f} ({user_s * 1000 / ops:.2f} + {system_s * 1000 / ops:.2f})"
+
+
 # ---- main ------------------------------------------------------------------------------
 
 
@@ -1366,8 +1621,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes and short durations")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--sizes", type=sizes_arg, help="DoubleBarrier participants (default 10,100,1000)")
-    parser.add_argument("--sync-sizes", type=sizes_arg, help="signal_and_wait participants (default 10,100,1000,10000)")
+    parser.add_argument(
+        "--sizes", type=sizes_arg, help="DoubleBarrier participants (default 10,100,1000; --frontends: 1000)"
+    )
+    parser.add_argument(
+        "--sync-sizes",
+        type=sizes_arg,
+        help="signal_and_wait participants (default 10,100,1000,10000; --frontends: 1000)",
+    )
+    parser.add_argument(
+        "--frontends",
+        action="store_true",
+        help="compare the blocking and asyncio front-ends instead (frontends.json, frontends.md)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, metavar="R", help="--frontends: participants rounds per front-end (default 3; quick: 1)"
+    )
     parser.add_argument(
         "--render",
         type=Path,
@@ -1376,6 +1645,16 @@ def main() -> int:
         "results.md and scaling.png beside it",
     )
     args = parser.parse_args()
+    if args.repeats is not None and args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    if args.frontends:
+        results = run_frontends(args)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "frontends.json").write_text(json.dumps(results, indent=2))
+        (args.out / "frontends.md").write_text(frontends_markdown(results))
+        print(frontends_markdown(results))
+        print(f"written to {args.out}", file=sys.stderr)
+        return 0
     if args.render is not None:
         results = json.loads(args.render.read_text())
         results["targets"] = evaluate(results)
