@@ -16,11 +16,22 @@ Uses ``ZOOKEEPER_PEERS`` when set, else starts a local 3-node ensemble.  Measure
 Every participant has its own session.  Requests are counted by each client (``_call``) and
 by the servers (``mntr`` zk_packets_received, pings and session set-up included).
 Writes results.json, results.md and scaling.png to ``--out`` (default benchmarks/results/).
+
+    python3 -m benchmarks.suite --frontends [--quick] [--out DIR] [--repeats 3]
+
+compares zksync's two front-ends instead, blocking (``zksync.RWMutex``...) against asyncio
+(``zksync.aio.RWMutex``...), on the same workers: the lock contended by 8 clients in alternating
+blocks (5 of 3 s each; quick: 2 of 2 s), ``DoubleBarrier`` enter + exit and
+``Sync.signal_and_wait`` with N=1000 participants (quick: 50; ``--sizes``, ``--sync-sizes``),
+``--repeats`` rounds each (3; quick: 1).  Reports wall time or acquisitions/s, requests per
+operation, CPU seconds per operation (each worker's ``time.process_time()`` over its timed window)
+and the workers' thread counts.  Writes frontends.json and frontends.md to ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 import multiprocessing
@@ -32,17 +43,18 @@ import time
 import traceback
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from multiprocessing.context import SpawnProcess
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError, NotEmptyError
 
 import zksync
+import zksync.aio
 from zksync.testing import Ensemble, timing
 from zksync.testing.ensemble import four_letter
 
@@ -172,10 +184,116 @@ def connect_all(hosts: str, count: int) -> list[KazooClient]:
 
 # ---- worker processes ------------------------------------------------------------------
 
+AIO_IMPLS = {"zksync-aio", "zksync-aio-db", "zksync-aio-sync"}  # run on one asyncio event loop per process
+SYNC_IMPLS = {"sync", "zksync-aio-sync"}
+THREAD_SAMPLE_S = 0.05  # how often an asyncio worker's loop looks at its thread count (and at each end)
+
+
+class Window:
+    """What one worker process spends over its timed window: CPU seconds (user + system of the
+    whole process, every thread: ``time.process_time()``, split with ``os.times()``) and its
+    thread count (``threading.active_count()``) at the start and at its highest sample."""
+
+    def __init__(self) -> None:
+        self.threads_before = threading.active_count()
+        self.threads_peak = self.threads_before
+        self.cpu = time.process_time()
+        self.times = os.times()
+
+    def sample(self) -> None:
+        count = threading.active_count()
+        if count > self.threads_peak:
+            self.threads_peak = count
+
+    async def sample_every(self, interval: float) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(interval)
+
+    def stop(self) -> Result:
+        cpu = time.process_time() - self.cpu
+        times = os.times()
+        self.sample()
+        return {
+            "cpu_s": cpu,
+            "cpu_user_s": times.user - self.times.user,
+            "cpu_system_s": times.system - self.times.system,
+            "threads_before": self.threads_before,
+            "threads_peak": self.threads_peak,
+        }
+
 
 def lock_worker(params: Result, ready: Any, go: Any, report: Callable[[Result], None]) -> Result | None:
-    hosts, impl, mode, path = params["hosts"], params["impl"], params["mode"], params["path"]
-    client = zksync.connect(hosts, session_timeout=SESSION_TIMEOUT)
+    client = zksync.connect(params["hosts"], session_timeout=SESSION_TIMEOUT)
+    loop: asyncio.AbstractEventLoop | None = None
+    cycles: Callable[[float, Window], int]  # acquire + release until ``end``, sampling the window
+    if params["impl"] == "zksync-aio":  # the cycles run as one coroutine on this process's event loop
+        loop = asyncio.new_event_loop()
+        acycle = async_lock_cycle(client, params)
+
+        async def acycles(end: float, window: Window) -> int:
+            done = 0
+            while time.monotonic() < end:
+                await acycle()
+                done += 1
+                window.sample()
+            return done
+
+        loop.run_until_complete(acycle())
+        cycles = lambda end, window: loop.run_until_complete(acycles(end, window))  # noqa: E731
+    else:
+        acquire, release = lock_calls(client, params)
+
+        def cycles(end: float, window: Window) -> int:
+            done = 0
+            while time.monotonic() < end:
+                acquire()
+                release()
+                done += 1
+                window.sample()
+            return done
+
+        acquire()
+        release()
+    calls = count_requests(client)
+    ready.put(params["index"])
+    go.wait(300)
+    window = Window()
+    start = time.monotonic()
+    acquisitions = cycles(start + params["duration"], window)
+    result = {
+        "mode": params["mode"],
+        "acquisitions": acquisitions,
+        "elapsed_s": time.monotonic() - start,
+        **window.stop(),
+        "requests": len(calls),
+    }
+    client.stop()
+    client.close()
+    if loop is not None:
+        loop.close()
+    return result
+
+
+def async_lock_cycle(client: KazooClient, params: Result) -> Callable[[], Awaitable[None]]:
+    """One acquire + release of a ``zksync.aio.RWMutex`` (write or read, by ``mode``)."""
+    mutex = zksync.aio.RWMutex(client, params["path"])
+    write = params["mode"] == "write"
+
+    async def cycle() -> None:
+        if write:
+            await mutex.lock(30)
+            await mutex.unlock()
+        else:
+            await mutex.rlock(30)
+            await mutex.runlock()
+
+    return cycle
+
+
+def lock_calls(client: KazooClient, params: Result) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """Acquire and release, on the calling thread, for the blocking lock impls."""
+    impl, mode, path = params["impl"], params["mode"], params["path"]
     acquire: Callable[[], Any]
     release: Callable[[], Any]
     if impl == "zksync":
@@ -190,30 +308,86 @@ def lock_worker(params: Result, ready: Any, go: Any, report: Callable[[Result], 
             lock = client.Lock(path, ident)
         acquire = lambda: lock.acquire(timeout=30)  # noqa: E731
         release = lock.release
-    acquire()
-    release()
-    calls = count_requests(client)
-    ready.put(params["index"])
-    go.wait(300)
-    start = time.monotonic()
-    end = start + params["duration"]
-    acquisitions = 0
-    while time.monotonic() < end:
-        acquire()
-        release()
-        acquisitions += 1
-    result = {"mode": mode, "acquisitions": acquisitions, "elapsed_s": time.monotonic() - start, "requests": len(calls)}
-    client.stop()
-    client.close()
-    return result
+    return acquire, release
 
 
 def participants_worker(params: Result, ready: Any, go: Any, report: Callable[[Result], None]) -> Result | None:
-    hosts, impl, n, first = params["hosts"], params["impl"], params["n"], params["first"]
-    clients = connect_all(hosts, params["count"])
+    clients = connect_all(params["hosts"], params["count"])
     join_calls = [count_requests(c) for c in clients]
-    actions: list[Callable[[float], None]] = []
     join_start = time.monotonic()
+    loop: asyncio.AbstractEventLoop | None = None
+    if params["impl"] in AIO_IMPLS:  # every participant a coroutine on this process's one event loop
+        loop = asyncio.new_event_loop()
+        coroutines = loop.run_until_complete(async_participants(clients, params))
+    else:  # every participant on a thread of its own
+        actions = blocking_participants(clients, params)
+    join_s = time.monotonic() - join_start
+    join_requests = sum(len(c) for c in join_calls)
+    calls = [count_requests(c) for c in clients]
+    ready.put(params["first"])
+    go.wait(600)
+    timeout = params["timeout"]
+    finished: list[float] = []
+    errors: list[str] = []
+    window = Window()
+    if loop is not None:
+        loop.run_until_complete(run_coroutines(coroutines, timeout, finished, errors, window))
+        done, errs = list(finished), list(errors)
+    else:
+        lock = threading.Lock()
+
+        def one(action: Callable[[float], None]) -> None:
+            try:
+                action(timeout)
+            except BaseException as exc:
+                with lock:
+                    errors.append(repr(exc))
+                return
+            with lock:
+                finished.append(time.time())
+
+        threads = [threading.Thread(target=one, args=(a,), daemon=True) for a in actions]
+        for thread in threads:
+            thread.start()
+        window.sample()
+        deadline = time.monotonic() + timeout + 5
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with lock:
+            done = list(finished)
+            errs = list(errors)
+    measured = window.stop()
+    all_calls = [c for per_client in calls for c in per_client]
+    result = {
+        "count": len(clients),
+        "finished": len(done),
+        "last_finish": max(done) if done else None,
+        "errors": errs[:5],
+        "error_count": len(errs),
+        "requests": len(all_calls),
+        "writes": writes_in(all_calls),
+        "kinds": dict(Counter(all_calls)),
+        "join_requests": join_requests,
+        "join_s": join_s,
+        **measured,
+        "complete": len(done) == len(clients),
+    }
+    report(result)
+    params["close"].wait(timeout + 60)
+    if result["complete"]:
+        close_all(clients)
+        if loop is not None:
+            loop.close()
+    else:
+        os._exit(0)  # participants still blocked inside a recipe: leave without waiting for them
+    return None
+
+
+def blocking_participants(clients: list[KazooClient], params: Result) -> list[Callable[[float], None]]:
+    """One action per client for the blocking impls, each to run on its own thread (Sync
+    participants have joined when this returns)."""
+    impl, n, first = params["impl"], params["n"], params["first"]
+    actions: list[Callable[[float], None]] = []
     syncs: list[zksync.Sync] = []
     for k, client in enumerate(clients):
         ident = f"p{first + k}"
@@ -247,7 +421,7 @@ def participants_worker(params: Result, ready: Any, go: Any, report: Callable[[R
                 b.leave()
 
             actions.append(run_kdb)
-        else:
+        elif impl == "sync":
             sync = zksync.Sync(client, params["namespace"], instance_id=ident, instance_count=n)
             syncs.append(sync)
 
@@ -255,59 +429,74 @@ def participants_worker(params: Result, ready: Any, go: Any, report: Callable[[R
                 s.signal_and_wait("ready", n, timeout)
 
             actions.append(run_sync)
+        else:
+            raise ValueError(f"no participants impl {impl!r}")
     if syncs:
         with ThreadPoolExecutor(max_workers=16) as pool:
             list(pool.map(lambda s: s.join(120), syncs))
-    join_s = time.monotonic() - join_start
-    join_requests = sum(len(c) for c in join_calls)
-    calls = [count_requests(c) for c in clients]
-    ready.put(params["first"])
-    go.wait(600)
-    timeout = params["timeout"]
-    finished: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
+    return actions
 
-    def one(action: Callable[[float], None]) -> None:
+
+async def async_participants(
+    clients: list[KazooClient], params: Result
+) -> list[Callable[[float], Coroutine[Any, Any, None]]]:
+    """One coroutine function per client for the asyncio impls (Sync participants have joined,
+    together on the loop, when this returns)."""
+    impl, n, first = params["impl"], params["n"], params["first"]
+    actions: list[Callable[[float], Coroutine[Any, Any, None]]] = []
+    syncs: list[zksync.aio.Sync] = []
+    for k, client in enumerate(clients):
+        ident = f"p{first + k}"
+        if impl == "zksync-aio-db":
+            barrier = zksync.aio.DoubleBarrier(client, params["path"], n, identifier=ident)
+
+            async def run_db(timeout: float, b: zksync.aio.DoubleBarrier = barrier) -> None:
+                deadline = time.monotonic() + timeout
+                await b.enter(timeout)
+                await b.exit(max(0.1, deadline - time.monotonic()))
+
+            actions.append(run_db)
+        elif impl == "zksync-aio-sync":
+            sync = zksync.aio.Sync(client, params["namespace"], instance_id=ident, instance_count=n)
+            syncs.append(sync)
+
+            async def run_sync(timeout: float, s: zksync.aio.Sync = sync) -> None:
+                await s.signal_and_wait("ready", n, timeout)
+
+            actions.append(run_sync)
+        else:
+            raise ValueError(f"no asyncio participants impl {impl!r}")
+    await asyncio.gather(*(s.join(120) for s in syncs))
+    return actions
+
+
+async def run_coroutines(
+    actions: list[Callable[[float], Coroutine[Any, Any, None]]],
+    timeout: float,
+    finished: list[float],
+    errors: list[str],
+    window: Window,
+) -> None:
+    """Run every participant at once (``asyncio.gather`` of them all, each failure kept apart)
+    and stop waiting after ``timeout`` + 5 s; the window samples the thread count meanwhile, and
+    as each participant ends."""
+
+    async def one(action: Callable[[float], Coroutine[Any, Any, None]]) -> None:
         try:
-            action(timeout)
-        except BaseException as exc:
-            with lock:
-                errors.append(repr(exc))
+            await action(timeout)
+        except Exception as exc:
+            errors.append(repr(exc))
             return
-        with lock:
-            finished.append(time.time())
+        finally:
+            window.sample()
+        finished.append(time.time())
 
-    threads = [threading.Thread(target=one, args=(a,), daemon=True) for a in actions]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + timeout + 5
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    with lock:
-        done = list(finished)
-        errs = list(errors)
-    all_calls = [c for per_client in calls for c in per_client]
-    result = {
-        "count": len(clients),
-        "finished": len(done),
-        "last_finish": max(done) if done else None,
-        "errors": errs[:5],
-        "error_count": len(errs),
-        "requests": len(all_calls),
-        "writes": writes_in(all_calls),
-        "kinds": dict(Counter(all_calls)),
-        "join_requests": join_requests,
-        "join_s": join_s,
-        "complete": len(done) == len(clients),
-    }
-    report(result)
-    params["close"].wait(timeout + 60)
-    if result["complete"]:
-        close_all(clients)
-    else:
-        os._exit(0)  # participants still blocked inside a recipe: leave without waiting for them
-    return None
+    sampler = asyncio.ensure_future(window.sample_every(THREAD_SAMPLE_S))
+    everyone = asyncio.gather(*(one(a) for a in actions))
+    await asyncio.wait([everyone], timeout=timeout + 5)  # those still waiting are left as they are
+    sampler.cancel()
+    with suppress(asyncio.CancelledError):
+        await sampler
 
 
 def memory_worker(params: Result, ready: Any, go: Any, report: Callable[[Result], None]) -> Result | None:
@@ -515,6 +704,17 @@ def uncontended(client: KazooClient, hosts: str, root: str, cycles: int) -> Resu
     return out
 
 
+def window_totals(good: list[Result]) -> Result:
+    """The workers' timed windows together: CPU seconds summed, thread counts per process."""
+    return {
+        "cpu_s": sum(r["cpu_s"] for r in good),
+        "cpu_user_s": sum(r["cpu_user_s"] for r in good),
+        "cpu_system_s": sum(r["cpu_system_s"] for r in good),
+        "threads_before_by_process": [r["threads_before"] for r in good],
+        "threads_peak_by_process": [r["threads_peak"] for r in good],
+    }
+
+
 def lock_round(hosts: str, root: str, impl: str, kind: str, modes: list[str], duration: float) -> Result:
     path = f"{root}/{kind}-{impl}-{uuid.uuid4().hex[:6]}"
     params = [
@@ -528,6 +728,7 @@ def lock_round(hosts: str, root: str, impl: str, kind: str, modes: list[str], du
     elapsed = max((r["elapsed_s"] for r in good), default=duration)
     requests = sum(r["requests"] for r in good)
     by_mode = {m: sum(r["acquisitions"] for r in good if r["mode"] == m) / elapsed for m in set(modes)}
+    window = window_totals(good)
     return {
         "impl": impl,
         "clients": len(modes),
@@ -537,14 +738,24 @@ def lock_round(hosts: str, root: str, impl: str, kind: str, modes: list[str], du
         "acquisitions_per_s_by_mode": by_mode,
         "requests_per_acquisition_client": requests / acquisitions if acquisitions else None,
         "server_packets_per_acquisition": None if packets is None or not acquisitions else packets / acquisitions,
+        **window,
+        "cpu_ms_per_acquisition": window["cpu_s"] * 1000 / acquisitions if acquisitions else None,
         "errors": errors + ([json.dumps(problems)] if problems else []),
     }
 
 
-def alternating_lock_rounds(hosts: str, root: str, kind: str, modes: list[str], duration: float, blocks: int) -> Result:
-    """zksync and kazoo in alternating blocks (each ``duration / blocks`` long), summed: a noisy
-    spell on a shared machine then falls on both rather than on one."""
-    rounds: dict[str, list[Result]] = {"zksync": [], "kazoo": []}
+def alternating_lock_rounds(
+    hosts: str,
+    root: str,
+    kind: str,
+    modes: list[str],
+    duration: float,
+    blocks: int,
+    impls: tuple[str, ...] = ("zksync", "kazoo"),
+) -> Result:
+    """The impls (zksync and kazoo) in alternating blocks (each ``duration / blocks`` long),
+    summed: a noisy spell on a shared machine then falls on both rather than on one."""
+    rounds: dict[str, list[Result]] = {impl: [] for impl in impls}
     for _ in range(blocks):
         for impl in rounds:
             rounds[impl].append(lock_round(hosts, root, impl, kind, modes, duration / blocks))
@@ -571,6 +782,13 @@ def alternating_lock_rounds(hosts: str, root: str, kind: str, modes: list[str], 
             "server_packets_per_acquisition": None
             if None in packets or not acquisitions
             else sum(p * r["acquisitions"] for p, r in zip(packets, parts)) / acquisitions,
+            "cpu_s": sum(r["cpu_s"] for r in parts),
+            "cpu_user_s": sum(r["cpu_user_s"] for r in parts),
+            "cpu_system_s": sum(r["cpu_system_s"] for r in parts),
+            "cpu_ms_per_acquisition": sum(r["cpu_s"] for r in parts) * 1000 / acquisitions if acquisitions else None,
+            "cpu_ms_per_acquisition_blocks": [r["cpu_ms_per_acquisition"] for r in parts],
+            "threads_before_max": max((t for r in parts for t in r["threads_before_by_process"]), default=None),
+            "threads_peak_max": max((t for r in parts for t in r["threads_peak_by_process"]), default=None),
             "errors": [e for r in parts for e in r["errors"]],
         }
     return merged
@@ -675,7 +893,13 @@ def run_green_processes(
 
 
 def participants_round(
-    client: KazooClient, hosts: str, impl: str, n: int, timeout: float, max_per_process: int
+    client: KazooClient,
+    hosts: str,
+    impl: str,
+    n: int,
+    timeout: float,
+    max_per_process: int,
+    allow_green: bool = True,
 ) -> Result:
     tag = uuid.uuid4().hex[:8]
     path = f"{ROOT}/db-{impl}-{n}-{tag}"
@@ -698,7 +922,7 @@ def participants_round(
         )
         first += count
     started = time.monotonic()
-    green = n >= GREEN_FROM and green_available()
+    green = allow_green and impl not in AIO_IMPLS and n >= GREEN_FROM and green_available()
     runner = (
         run_green_processes
         if green
@@ -733,14 +957,17 @@ def participants_round(
         "error_count": len(errors) + sum(r["error_count"] for r in good),
         "problems": problems,
         "round_incl_setup_s": setup_and_run_s,
-        "workers": "gevent" if green else "threads",
+        "workers": "gevent" if green else ("asyncio" if impl in AIO_IMPLS else "threads"),
     }
-    if impl == "sync":
+    window = window_totals(good)
+    out.update(window)
+    out["cpu_ms_per_participant"] = window["cpu_s"] * 1000 / n if good else None
+    if impl in SYNC_IMPLS:
         out["join_requests_per_participant"] = sum(r["join_requests"] for r in good) / n if good else None
         out["join_s_max_process"] = max((r["join_s"] for r in good), default=None)
     cleanup_start = time.monotonic()
     try:
-        delete_tree(client, path if impl != "sync" else f"/zksync-sync/{namespace}")
+        delete_tree(client, path if impl not in SYNC_IMPLS else f"/zksync-sync/{namespace}")
         out["cleanup"] = "deleted"
     except Exception as exc:
         out["cleanup"] = f"failed: {exc!r}"
@@ -1069,6 +1296,252 @@ def plot(results: Result, path: Path) -> None:
     plt.close(fig)
 
 
+# ---- front-ends: blocking against asyncio ----------------------------------------------
+
+# (blocking impl, asyncio impl) of each scenario; the same worker functions run both
+FRONTEND_LOCK = ("zksync", "zksync-aio")
+FRONTEND_DB = ("zksync-db", "zksync-aio-db")
+FRONTEND_SYNC = ("sync", "zksync-aio-sync")
+
+
+class Shape(NamedTuple):
+    n: int  # participants of the DoubleBarrier and signal_and_wait rounds
+    lock_blocks: int  # lock blocks per front-end
+    lock_block_s: float
+    repeats: int  # participants rounds per front-end
+
+
+FRONTENDS = {"quick": Shape(50, 2, 2.0, 1), "full": Shape(1000, 5, 3.0, 3)}
+
+
+def median_or_none(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def frontend_lock(hosts: str, root: str, blocks: int, block_s: float) -> Result:
+    """The contended write lock (8 processes, one session each), blocking and asyncio in
+    alternating blocks; the ratios are medians of the per-block ratios."""
+    merged = alternating_lock_rounds(hosts, root, "lock", ["write"] * 8, blocks * block_s, blocks, FRONTEND_LOCK)
+    blocking, aio = merged[FRONTEND_LOCK[0]], merged[FRONTEND_LOCK[1]]
+    pairs = list(zip(blocking["acquisitions_per_s_blocks"], aio["acquisitions_per_s_blocks"]))
+    cpu_pairs = list(zip(blocking["cpu_ms_per_acquisition_blocks"], aio["cpu_ms_per_acquisition_blocks"]))
+    return {
+        "clients": 8,
+        "blocks": blocks,
+        "block_s": block_s,
+        "blocking": blocking,
+        "asyncio": aio,
+        "throughput_ratio": median_or_none([a / b for b, a in pairs if b]),
+        "cpu_per_acquisition_ratio": median_or_none([a / b for b, a in cpu_pairs if a is not None and b]),
+    }
+
+
+def frontend_participants(
+    client: KazooClient, hosts: str, impls: tuple[str, str], n: int, repeats: int, max_per_process: int
+) -> Result:
+    """``repeats`` rounds of N participants on each front-end, alternating (the order flips
+    every repeat); the ratios are medians of the per-repeat ratios."""
+    rounds: dict[str, list[Result]] = {"blocking": [], "asyncio": []}
+    for repeat in range(repeats):
+        order = list(zip(("blocking", "asyncio"), impls))
+        for frontend, impl in order if repeat % 2 == 0 else reversed(order):
+            step(f"{impl} N={n} ({repeat + 1}/{repeats})")
+            result = participants_round(client, hosts, impl, n, watchdog(n), max_per_process, allow_green=False)
+            rounds[frontend].append(result)
+    pairs = list(zip(rounds["blocking"], rounds["asyncio"]))
+    return {
+        "participants": n,
+        "processes": rounds["blocking"][0]["processes"],
+        "max_clients_per_process": rounds["blocking"][0]["max_clients_per_process"],
+        "repeats": repeats,
+        "blocking": participants_summary(rounds["blocking"], n),
+        "asyncio": participants_summary(rounds["asyncio"], n),
+        "wall_ratio": median_or_none(
+            [a["wall_s"] / b["wall_s"] for b, a in pairs if a["completed"] and b["completed"] and b["wall_s"]]
+        ),
+        "cpu_per_participant_ratio": median_or_none(
+            [
+                a["cpu_ms_per_participant"] / b["cpu_ms_per_participant"]
+                for b, a in pairs
+                if a["completed"] and b["completed"] and b["cpu_ms_per_participant"]
+            ]
+        ),
+        "rounds": rounds,
+    }
+
+
+def participants_summary(rounds: list[Result], n: int) -> Result:
+    """One front-end's repeats: the median wall time of the completed rounds, the mean of their
+    counts and CPU times, the thread counts at their highest."""
+    done = [r for r in rounds if r["completed"]]
+
+    def mean(key: str, scale: float = 1.0) -> float | None:
+        values = [r[key] for r in done if r[key] is not None]
+        return sum(values) * scale / len(values) if values else None
+
+    return {
+        "impl": rounds[0]["impl"],
+        "rounds": len(rounds),
+        "completed": len(done),
+        "wall_s_median": median_or_none([r["wall_s"] for r in done]),
+        "wall_s_rounds": [r["wall_s"] for r in rounds],
+        "requests_per_participant_client": mean("requests_per_participant_client"),
+        "writes_per_participant_client": mean("writes_per_participant_client"),
+        "server_packets_per_participant": mean("server_packets_per_participant"),
+        "cpu_ms_per_participant": mean("cpu_s", 1000 / n),
+        "cpu_ms_per_participant_rounds": [r["cpu_ms_per_participant"] for r in rounds],
+        "cpu_user_ms_per_participant": mean("cpu_user_s", 1000 / n),
+        "cpu_system_ms_per_participant": mean("cpu_system_s", 1000 / n),
+        "threads_before_max": max((t for r in rounds for t in r["threads_before_by_process"]), default=None),
+        "threads_peak_max": max((t for r in rounds for t in r["threads_peak_by_process"]), default=None),
+        "errors": [e for r in rounds for e in r["errors"]][:5]
+        + [json.dumps(r["problems"]) for r in rounds if r["problems"]],
+    }
+
+
+def run_frontends(args: argparse.Namespace) -> Result:
+    shape = FRONTENDS["quick" if args.quick else "full"]
+    if args.repeats:
+        shape = shape._replace(repeats=args.repeats)
+    db_sizes = args.sizes or [shape.n]
+    sync_sizes = args.sync_sizes or [shape.n]
+    started = time.monotonic()
+    results: Result = {
+        "meta": {
+            "mode": "frontends",
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "quick": args.quick,
+            "sizes": db_sizes,
+            "sync_sizes": sync_sizes,
+            "lock_blocks": shape.lock_blocks,
+            "lock_block_s": shape.lock_block_s,
+            "repeats": shape.repeats,
+            "python": sys.version.split()[0],
+            "cpus": os.cpu_count(),
+        }
+    }
+    with ensemble_hosts() as (hosts, source):
+        results["meta"]["ensemble"] = source
+        client = zksync.connect(hosts, session_timeout=SESSION_TIMEOUT)
+        root = f"{ROOT}/{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        client.ensure_path(root)
+        try:
+            step("contended lock: blocking and asyncio")
+            results["contended"] = frontend_lock(hosts, root, shape.lock_blocks, shape.lock_block_s)
+            results["double_barrier"] = [
+                frontend_participants(client, hosts, FRONTEND_DB, n, shape.repeats, 100) for n in db_sizes
+            ]
+            results["signal_and_wait"] = [
+                frontend_participants(client, hosts, FRONTEND_SYNC, n, shape.repeats, 500) for n in sync_sizes
+            ]
+        finally:
+            try:
+                delete_tree(client, root)
+            finally:
+                client.stop()
+                client.close()
+    results["meta"]["wall_s"] = time.monotonic() - started
+    return results
+
+
+def frontends_markdown(results: Result) -> str:
+    meta = results["meta"]
+    lines = [
+        f"# zksync blocking vs asyncio front-ends — {meta['started']}",
+        "",
+        f"Ensemble: {meta['ensemble']}; {'quick' if meta['quick'] else 'full'} run, {meta['wall_s']:.0f} s; "
+        f"Python {meta['python']}, {meta['cpus']} CPUs.",
+        "",
+        "CPU is `time.process_time()` (user + system of the whole worker process, kazoo's threads included) "
+        "over each worker's timed window only, summed over the workers and divided by the operations. "
+        "Threads: `threading.active_count()` per worker process when its window opens, and its highest "
+        "sample in the window (the highest over the processes).",
+    ]
+    c = results["contended"]
+    lines += [
+        "",
+        f"## Contended write lock, {c['clients']} processes (one session each), "
+        f"{c['blocks']} alternating blocks of {c['block_s']:.0f} s",
+        "",
+        "| front-end | acquisitions/s | per block | requests/acquisition (client) | server packets/acquisition | "
+        "CPU ms/acquisition (user + sys) | threads per process (start → peak) | errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for frontend, recipe in (("blocking", "zksync.RWMutex"), ("asyncio", "zksync.aio.RWMutex")):
+        v = c[frontend]
+        per_block = ", ".join(f"{r:.0f}" for r in v["acquisitions_per_s_blocks"])
+        lines.append(
+            f"| {frontend} ({recipe}) | {v['acquisitions_per_s']:.0f} | {per_block} | "
+            f"{fmt(v['requests_per_acquisition_client'])} | {fmt(v['server_packets_per_acquisition'])} | "
+            f"{cpu_cell(v['cpu_ms_per_acquisition'], v['cpu_user_s'], v['cpu_system_s'], v['acquisitions'])} | "
+            f"{v['threads_before_max']} → {v['threads_peak_max']} | {'; '.join(v['errors']) or '—'} |"
+        )
+    lines += [
+        "",
+        f"asyncio / blocking: throughput {fmt(c['throughput_ratio'])}x, CPU per acquisition "
+        f"{fmt(c['cpu_per_acquisition_ratio'])}x (medians of the per-block ratios).",
+    ]
+    for key, title, recipes in (
+        ("double_barrier", "DoubleBarrier enter + exit", ("zksync.DoubleBarrier", "zksync.aio.DoubleBarrier")),
+        ("signal_and_wait", "Sync.signal_and_wait", ("zksync.Sync", "zksync.aio.Sync")),
+    ):
+        for r in results[key]:
+            lines += [
+                "",
+                f"## {title}, N={r['participants']} ({r['processes']} processes, up to "
+                f"{r['max_clients_per_process']} sessions each; {r['repeats']} round(s) per front-end, alternating)",
+                "",
+                "| front-end | completed | wall s (median) | per round | requests/participant (client) | "
+                "server packets/participant | CPU ms/participant (user + sys), mean | threads per process "
+                "(start → peak) | errors |",
+                "|---|---|---|---|---|---|---|---|---|",
+            ]
+            for frontend, recipe, how in (
+                ("blocking", recipes[0], "a thread per participant"),
+                ("asyncio", recipes[1], "coroutines on one loop per process"),
+            ):
+                v = r[frontend]
+                per_round = ", ".join(fmt(w) for w in v["wall_s_rounds"])
+                cpu = fmt(v["cpu_ms_per_participant"])
+                if v["cpu_user_ms_per_participant"] is not None:
+                    cpu += f" ({v['cpu_user_ms_per_participant']:.2f} + {v['cpu_system_ms_per_participant']:.2f})"
+                lines.append(
+                    f"| {frontend} ({recipe}, {how}) | {v['completed']}/{v['rounds']} | {fmt(v['wall_s_median'])} | "
+                    f"{per_round} | {fmt(v['requests_per_participant_client'])} | "
+                    f"{fmt(v['server_packets_per_participant'])} | {cpu} | "
+                    f"{v['threads_before_max']} → {v['threads_peak_max']} | {'; '.join(v['errors'][:2]) or '—'} |"
+                )
+            lines += [
+                "",
+                f"asyncio / blocking: wall time {fmt(r['wall_ratio'])}x, CPU per participant "
+                f"{fmt(r['cpu_per_participant_ratio'])}x (medians of the per-round ratios).",
+            ]
+    lines += [
+        "",
+        "## How it is measured",
+        "",
+        "- one local ensemble and the suite's worker processes for both front-ends; each participant and "
+        "each lock client has its own session (KazooClient), the same sessions per process on both;",
+        "- lock: 8 worker processes acquire and release for a block's duration; blocking and asyncio "
+        "alternate block by block (acquisitions/s per block above);",
+        "- DoubleBarrier and signal_and_wait: the suite's participants rounds (up to 100, resp. 500, "
+        "sessions per process, at least 10 processes), timed from a common start to the last participant "
+        "done; Sync participants join before the start. Blocking: a thread per participant; asyncio: "
+        "`asyncio.gather` of every participant of the process on one event loop;",
+        "- requests are counted by each client (`_call`); server packets are `mntr` zk_packets_received "
+        "(pings included); thread counts include kazoo's three threads per session and the worker's "
+        "result-queue thread.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def cpu_cell(per_op_ms: float | None, user_s: float, system_s: float, ops: int) -> str:
+    if per_op_ms is None or not ops:
+        return "—"
+    return f"{per_op_ms:.2f} ({user_s * 1000 / ops:.2f} + {system_s * 1000 / ops:.2f})"
+
+
 # ---- main ------------------------------------------------------------------------------
 
 
@@ -1148,8 +1621,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes and short durations")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--sizes", type=sizes_arg, help="DoubleBarrier participants (default 10,100,1000)")
-    parser.add_argument("--sync-sizes", type=sizes_arg, help="signal_and_wait participants (default 10,100,1000,10000)")
+    parser.add_argument(
+        "--sizes", type=sizes_arg, help="DoubleBarrier participants (default 10,100,1000; --frontends: 1000)"
+    )
+    parser.add_argument(
+        "--sync-sizes",
+        type=sizes_arg,
+        help="signal_and_wait participants (default 10,100,1000,10000; --frontends: 1000)",
+    )
+    parser.add_argument(
+        "--frontends",
+        action="store_true",
+        help="compare the blocking and asyncio front-ends instead (frontends.json, frontends.md)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, metavar="R", help="--frontends: participants rounds per front-end (default 3; quick: 1)"
+    )
     parser.add_argument(
         "--render",
         type=Path,
@@ -1158,6 +1645,16 @@ def main() -> int:
         "results.md and scaling.png beside it",
     )
     args = parser.parse_args()
+    if args.repeats is not None and args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    if args.frontends:
+        results = run_frontends(args)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "frontends.json").write_text(json.dumps(results, indent=2))
+        (args.out / "frontends.md").write_text(frontends_markdown(results))
+        print(frontends_markdown(results))
+        print(f"written to {args.out}", file=sys.stderr)
+        return 0
     if args.render is not None:
         results = json.loads(args.render.read_text())
         results["targets"] = evaluate(results)

@@ -49,6 +49,50 @@ def test_benchmark_suite_quick_run_writes_results(zk_hosts: str, tmp_path: Path)
     assert "| target | status | measured |" in (tmp_path / "results.md").read_text()
 
 
+def test_benchmark_suite_frontends_quick_run_reports_numbers(zk_hosts: str, tmp_path: Path) -> None:
+    """The blocking against asyncio comparison: it completes and reports its numbers (no timing
+    is judged here)."""
+    env = dict(os.environ, ZOOKEEPER_PEERS=zk_hosts)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.suite", "--frontends", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    for name in ("frontends.json", "frontends.md"):
+        assert (tmp_path / name).is_file(), name
+    results = json.loads((tmp_path / "frontends.json").read_text())
+    assert results["meta"]["mode"] == "frontends"
+    lock = results["contended"]
+    assert lock["blocking"]["impl"] == "zksync" and lock["asyncio"]["impl"] == "zksync-aio"
+    for frontend in ("blocking", "asyncio"):
+        v = lock[frontend]
+        assert v["acquisitions"] > 0 and not v["errors"], v
+        assert v["requests_per_acquisition_client"] > 0
+        assert v["cpu_ms_per_acquisition"] > 0
+        assert v["threads_peak_max"] >= v["threads_before_max"] > 0
+    assert lock["throughput_ratio"] > 0 and lock["cpu_per_acquisition_ratio"] > 0
+    for key, impls in (
+        ("double_barrier", ("zksync-db", "zksync-aio-db")),
+        ("signal_and_wait", ("sync", "zksync-aio-sync")),
+    ):
+        (r,) = results[key]
+        for frontend, impl in zip(("blocking", "asyncio"), impls):
+            v = r[frontend]
+            assert v["impl"] == impl
+            assert v["completed"] == v["rounds"] == 1, v
+            assert v["wall_s_median"] > 0
+            assert v["requests_per_participant_client"] > 0
+            assert v["cpu_ms_per_participant"] > 0
+            assert v["threads_peak_max"] >= v["threads_before_max"] > 0
+        assert r["wall_ratio"] > 0 and r["cpu_per_participant_ratio"] > 0
+    report = (tmp_path / "frontends.md").read_text()
+    assert "asyncio / blocking: throughput" in report and "CPU ms/participant" in report
+
+
 def test_a_participants_round_runs_on_gevent_workers(zk_hosts: str) -> None:
     """The workers that host the 10,000-participant round (one OS thread per process)."""
     import zksync
