@@ -116,3 +116,29 @@ def assert_still_exclusive(holder: Any, other_client: KazooClient) -> None:
     holder.unlock()
     waiter.lock(timeout=scaled(5))
     waiter.unlock()
+
+
+def close_session_of(client: KazooClient, hosts: str, attempts: int = 5) -> None:
+    """End ``client``'s session from outside, as an expiry would: a second connection with the
+    same session id and password closes it.  The two connections may push each other off the
+    server while they fight over the session (the thief then sees a connection loss): try again."""
+    from kazoo.exceptions import ConnectionLoss, SessionExpiredError
+    from kazoo.handlers.threading import KazooTimeoutError
+
+    from zksync.testing.timing import scaled
+
+    session_id, password = client.client_id
+    for attempt in range(attempts):
+        thief = KazooClient(hosts=hosts, client_id=(session_id, password), timeout=scaled(4))
+        try:
+            thief.start(timeout=scaled(10))
+        except SessionExpiredError:
+            return  # an earlier attempt closed it after all
+        except (ConnectionLoss, KazooTimeoutError):
+            if attempt == attempts - 1:
+                raise
+            continue
+        finally:
+            thief.stop()
+            thief.close()
+        return

@@ -18,7 +18,7 @@ import zksync
 import zksync.aio
 from zksync.testing.toxi import ProxiedEnsemble
 
-from .conftest import tree, wait_until
+from .conftest import close_session_of, tree, wait_until
 
 Factory = Callable[..., KazooClient]
 T = TypeVar("T")
@@ -115,12 +115,7 @@ def test_a_lost_lease_is_awaitable_and_leaving_the_block_raises_lock_lost(
             async with mutex.write(timeout=5) as lease:
                 assert not await lease.wait_lost(0.1)
                 watcher = asyncio.create_task(lease.wait_lost(15))
-                # close the holder's session from a second connection with the same session id
-                session_id, password = client.client_id
-                thief = KazooClient(hosts=f"{zk_hosts}{zk_chroot}", client_id=(session_id, password), timeout=4)
-                await asyncio.to_thread(thief.start, 10)
-                await asyncio.to_thread(thief.stop)
-                thief.close()
+                await asyncio.to_thread(close_session_of, client, f"{zk_hosts}{zk_chroot}")
                 assert await watcher
                 with pytest.raises(zksync.LockLost):
                     lease.check()

@@ -15,7 +15,7 @@ from kazoo.client import KazooClient
 from zksync import AlreadyHeld, LockLost, NotHeld, RWMutex, Timeout
 from zksync.testing.timing import scaled, sleep
 
-from .conftest import RequestCounter, WatchCounter, settle, tree, wait_until
+from .conftest import RequestCounter, WatchCounter, close_session_of, settle, tree, wait_until
 from .frontends import use_frontend
 
 Factory = Callable[..., KazooClient]
@@ -338,11 +338,7 @@ def test_holder_whose_session_expires_is_told_and_the_next_token_is_greater(
     told: list[float] = []
     lease.add_lost_callback(lambda _: told.append(time.monotonic()))
     # close the holder's session from a second connection that uses the same session id
-    session_id, password = holder_client.client_id
-    thief = KazooClient(hosts=f"{zk_hosts}{zk_chroot}", client_id=(session_id, password), timeout=scaled(4))
-    thief.start(timeout=scaled(10))
-    thief.stop()
-    thief.close()
+    close_session_of(holder_client, f"{zk_hosts}{zk_chroot}")
     waiter = RWMutex(zk_client_factory(), "/lock")
     new_lease = waiter.lock(timeout=scaled(15))
     acquired = time.monotonic()
@@ -363,10 +359,6 @@ def test_with_block_raises_lock_lost_when_the_lock_was_lost_inside(
     client = zk_client_factory()
     mutex = RWMutex(client, "/lock")
     with pytest.raises(LockLost), mutex.write(timeout=scaled(5)) as lease:
-        session_id, password = client.client_id
-        thief = KazooClient(hosts=f"{zk_hosts}{zk_chroot}", client_id=(session_id, password), timeout=scaled(4))
-        thief.start(timeout=scaled(10))
-        thief.stop()
-        thief.close()
+        close_session_of(client, f"{zk_hosts}{zk_chroot}")
         assert lease.wait_lost(scaled(10))
     assert mutex.held is None
