@@ -88,3 +88,38 @@ def test_sync_entries_and_presences_count_on_across_the_wrap() -> None:
     assert presence(2**31) == "p--2147483648"
     assert number_of("/zksync-sync/run/states/s/e-0000000004") == 5
     assert number_of("/zksync-sync/run/topics/t/m-" + "a" * 32 + "-0000000002") == 3
+
+
+def test_other_libraries_lock_nodes_are_contenders_of_the_right_kind() -> None:
+    def hex32(n: int) -> str:  # every attempt has a GUID of its own
+        return f"{n:032x}"
+
+    def uuid36(n: int) -> str:
+        return f"0123abcd-0000-4000-8000-{n:012x}"
+
+    names = [
+        f"{hex32(1)}__lock__0000000001",  # kazoo Lock / WriteLock
+        f"_c_{hex32(2)}-read-0000000002",  # the Go original, reader
+        f"{hex32(3)}__rlock__0000000003",  # kazoo ReadLock
+        f"_c_{uuid36(4)}-__WRIT__0000000004",  # Curator InterProcessReadWriteLock, writer
+        f"_c_{uuid36(5)}-__READ__0000000005",  # Curator, reader
+        f"_c_{uuid36(6)}-lock-0000000006",  # Curator InterProcessMutex, go-zookeeper zk.Lock
+        f"_c_{hex32(7)}-write-0000000007",  # the Go original, writer
+        name("read", 8),
+        "not-a-lock-node",
+    ]
+    entries = ordered(names)
+    assert [(e.seq, e.kind) for e in entries] == [
+        (1, "write"),
+        (2, "read"),
+        (3, "read"),
+        (4, "write"),
+        (5, "read"),
+        (6, "write"),
+        (7, "write"),
+        (8, "read"),
+    ]
+    b = blockers(names[:-1])
+    assert b[names[1]] == names[0] and b[names[2]] == names[0]  # readers wait for the kazoo writer
+    assert b[names[3]] == names[2]  # a writer waits for its predecessor, whoever made it
+    assert b[names[4]] == names[3] and b[names[7]] == names[6]

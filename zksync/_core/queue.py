@@ -46,6 +46,29 @@ HANDOFF_DATA = b"released"  # written by a holder's release, in the same transac
 
 _NAME = re.compile(rf"^(?P<kind>[a-z]+)-(?P<guid>[0-9a-f]{{32}})-(?P<seq>{SEQUENCE_PATTERN})$")
 
+# Other libraries' lock nodes on the same path, and the kind each one asks for.  A queue
+# reader counts them as contenders, so that a lock shared with them excludes in both
+# directions once they can see our nodes too.
+_FOREIGN: tuple[tuple[re.Pattern[str], dict[str, str]], ...] = (
+    # the Go original (go-zookeeper's CreateProtectedEphemeralSequential): _c_<32 hex>-read-<seq>
+    (re.compile(rf"^_c_(?P<guid>[0-9a-f]{{32}})-(?P<marker>read|write)-(?P<seq>{SEQUENCE_PATTERN})$"), {}),
+    # kazoo: Lock and WriteLock <uuid4 hex>__lock__<seq>, ReadLock <uuid4 hex>__rlock__<seq>
+    (
+        re.compile(rf"^(?P<guid>[0-9a-f]{{32}})__(?P<marker>lock|rlock)__(?P<seq>{SEQUENCE_PATTERN})$"),
+        {"lock": "write", "rlock": "read"},
+    ),
+    # Curator's InterProcessReadWriteLock: _c_<uuid>-__READ__<seq>, _c_<uuid>-__WRIT__<seq>
+    (
+        re.compile(rf"^_c_(?P<guid>[0-9a-f-]{{36}})-__(?P<marker>READ|WRIT)__(?P<seq>{SEQUENCE_PATTERN})$"),
+        {"READ": "read", "WRIT": "write"},
+    ),
+    # Curator's InterProcessMutex and go-zookeeper's zk.Lock: _c_<uuid or 32 hex>-lock-<seq>
+    (
+        re.compile(rf"^_c_(?P<guid>[0-9a-f-]{{32,36}})-(?P<marker>lock)-(?P<seq>{SEQUENCE_PATTERN})$"),
+        {"lock": "write"},
+    ),
+)
+
 
 @dataclass(frozen=True, order=True)
 class Entry:
@@ -72,12 +95,19 @@ class Kind:
 
 
 def parse(name: str) -> Entry | None:
-    """The entry a child name stands for; None for names that are not ours."""
+    """The entry a child name stands for (ours, or another library's lock node); None for
+    names that are neither."""
     match = _NAME.match(name)
-    seq = parse_sequence(match["seq"]) if match is not None else None
-    if match is None or seq is None:
-        return None
-    return Entry(seq, match["kind"], match["guid"], name)
+    if match is not None:
+        seq = parse_sequence(match["seq"])
+        return Entry(seq, match["kind"], match["guid"], name) if seq is not None else None
+    for pattern, kinds in _FOREIGN:
+        match = pattern.match(name)
+        if match is not None:
+            seq = parse_sequence(match["seq"])
+            kind = kinds.get(match["marker"], match["marker"])
+            return Entry(seq, kind, match["guid"], name) if seq is not None else None
+    return None
 
 
 def ordered(children: Sequence[str], keep_duplicates: bool = False) -> list[Entry]:
