@@ -64,6 +64,15 @@ def stop(client: KazooClient) -> None:
     client.close()
 
 
+def used_and_dropped(make_client: Callable[[], KazooClient], use: Callable[[KazooClient], Any]) -> weakref.ref[Any]:
+    """A client made, used, stopped and closed here; only a weak reference to it leaves."""
+    client = make_client()
+    use(client)
+    ref = weakref.ref(client)
+    stop(client)
+    return ref
+
+
 def use_locks_and_barriers(client: KazooClient) -> None:
     mutex = RWMutex(client, "/gc/lock")
     mutex.lock(timeout=10)
@@ -101,31 +110,19 @@ def use_sync_object(sync: Sync) -> None:
 
 def test_a_plain_client_is_freed(make_client: Callable[[], KazooClient], zk_session_timeout: float) -> None:
     """The baseline: kazoo itself lets a stopped, closed client go."""
-    client = make_client()
-    client.exists("/")
-    ref = weakref.ref(client)
-    stop(client)
-    del client
+    ref = used_and_dropped(make_client, lambda client: client.exists("/"))
     assert collected(ref, max(5.0, zk_session_timeout)), holders(ref)
 
 
 def test_a_client_used_with_the_locks_and_barriers_is_freed(
     make_client: Callable[[], KazooClient], zk_session_timeout: float
 ) -> None:
-    client = make_client()
-    use_locks_and_barriers(client)
-    ref = weakref.ref(client)
-    stop(client)
-    del client
+    ref = used_and_dropped(make_client, use_locks_and_barriers)
     assert collected(ref, max(5.0, zk_session_timeout)), holders(ref)
 
 
 def test_a_client_used_with_sync_is_freed(make_client: Callable[[], KazooClient], zk_session_timeout: float) -> None:
-    client = make_client()
-    use_sync(client)
-    ref = weakref.ref(client)
-    stop(client)
-    del client
+    ref = used_and_dropped(make_client, use_sync)
     assert collected(ref, max(5.0, zk_session_timeout)), holders(ref)
 
 
@@ -148,11 +145,7 @@ def use_everything_from_asyncio(client: KazooClient) -> None:
 
 
 def test_a_client_used_from_asyncio_is_freed(make_client: Callable[[], KazooClient], zk_session_timeout: float) -> None:
-    client = make_client()
-    use_everything_from_asyncio(client)
-    ref = weakref.ref(client)
-    stop(client)
-    del client
+    ref = used_and_dropped(make_client, use_everything_from_asyncio)
     assert collected(ref, max(5.0, zk_session_timeout)), holders(ref)
 
 

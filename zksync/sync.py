@@ -35,7 +35,6 @@ from ._core.sync import Subscription as SubscriptionCore
 from ._drive.background import spawn
 from ._drive.blocking import run
 from ._session import SessionWatch, session_for
-from ._util import Deadline, check_timeout
 from .errors import BarrierAborted, InvalidArgument, ParticipantLost, SyncTimeout
 
 RECIPE = "Sync"
@@ -219,9 +218,6 @@ class Sync(SyncBase):
         """Delete this run's nodes.  Refused while any instance is still present, so a count
         in use is never removed."""
         self._run(self._core.cleanup(timeout))
-
-    def _deadline(self, timeout: float | None) -> Deadline:
-        return self._core.deadline(check_timeout(timeout))
 
 
 __all__ = ["BarrierAborted", "ParticipantLost", "Subscription", "Sync", "SyncTimeout"]

@@ -22,17 +22,13 @@ from .._core.effects import (
     WATCH,
     AwaitConnected,
     Effect,
-    Forget,
-    Listen,
     Machine,
     NoAnswer,
     Release,
     Send,
     SendMany,
-    Sweep,
     Wait,
     Wake,
-    WakeHub,
 )
 from .._core.queue import CLEANUP_WAIT
 from .._session import SessionWatch
@@ -81,20 +77,17 @@ def _resolve(future: asyncio.Future[Any] | None) -> None:
         future.set_result(None)
 
 
-class _Run:
+class _Run(io.RunState):
     """The I/O state of one machine while it runs on ``loop``."""
 
-    __slots__ = ("connection", "hubs", "last", "loop", "pending", "registered", "session", "woken")
-
     def __init__(self, session: SessionWatch, loop: asyncio.AbstractEventLoop) -> None:
-        self.session = session
+        super().__init__(session)
         self.loop = loop
-        self.last: WatchedEvent | None = None
         self.woken = False
         self.pending: asyncio.Future[None] | None = None  # a Wait in progress
         self.connection: asyncio.Future[None] | None = None  # an AwaitConnected in progress
-        self.registered = False
-        self.hubs: list[WakeHub] = []
+        self.session_wake = self.session_changed
+        self.news_wake = self.poke
 
     # ---- called on kazoo's threads -------------------------------------------------------
     def _post(self, callback: Any, *args: Any) -> None:
@@ -126,17 +119,6 @@ class _Run:
         self.woken = True
         _resolve(self.pending)
         _resolve(self.connection)
-
-    def listen(self) -> None:
-        if not self.registered:
-            self.registered = True
-            self.session.add_waker(self.session_changed)
-
-    def close(self) -> None:
-        if self.registered:
-            self.session.remove_waker(self.session_changed)
-        for hub in self.hubs:
-            hub.remove(self.poke)
 
     def bridge(self, pending: IAsyncResult) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = self.loop.create_future()
@@ -215,9 +197,6 @@ class _Run:
             return await self.reply(pending, effect.deadline, effect.abandon_cleanup)
         if isinstance(effect, Wait):
             return await self.wait(effect.deadline)
-        if isinstance(effect, Forget):
-            self.last = None
-            return None
         if isinstance(effect, SendMany):
             started = [io.start(self.session.client, request, self.watch) for request in effect.requests]
             outcomes: list[Any] = []
@@ -237,13 +216,9 @@ class _Run:
                 except Exception:  # the release reports its own failures (deferred delete)
                     pass
             return None
-        if isinstance(effect, Listen):
-            self.hubs.append(effect.hub)
-            effect.hub.add(self.poke)
-            return None
-        if isinstance(effect, Sweep):
-            io.sweep_later(self.session, effect.parent, effect.guid, "zksync")
-            return None
+        handled, outcome = self.local(effect)
+        if handled:
+            return outcome
         raise TypeError(f"not an effect: {effect!r}")
 
 

@@ -18,17 +18,13 @@ from .._core.effects import (
     WATCH,
     AwaitConnected,
     Effect,
-    Forget,
-    Listen,
     Machine,
     NoAnswer,
     Release,
     Send,
     SendMany,
-    Sweep,
     Wait,
     Wake,
-    WakeHub,
 )
 from .._session import SessionWatch
 from .._util import Deadline
@@ -37,34 +33,17 @@ from . import kazoo as io
 T = TypeVar("T")
 
 
-class _Run:
+class _Run(io.RunState):
     """The I/O state of one machine while it runs: its wake-up event and last watch event."""
 
-    __slots__ = ("event", "hubs", "last", "registered", "session")
-
     def __init__(self, session: SessionWatch) -> None:
-        self.session = session
+        super().__init__(session)
         self.event = threading.Event()
-        self.last: WatchedEvent | None = None
-        self.registered = False
-        self.hubs: list[WakeHub] = []
+        self.session_wake = self.news_wake = self.event.set
 
     def watch(self, event: WatchedEvent) -> None:
         self.last = event
         self.event.set()
-
-    def listen(self) -> None:
-        """Connection changes wake us too (kazoo drops watches, with an empty event, when the
-        connection is suspended): registered with the session on first need."""
-        if not self.registered:
-            self.registered = True
-            self.session.add_waker(self.event.set)
-
-    def close(self) -> None:
-        if self.registered:
-            self.session.remove_waker(self.event.set)
-        for hub in self.hubs:
-            hub.remove(self.event.set)
 
     def reply(self, pending: IAsyncResult, deadline: Deadline, abandon_cleanup: bool = False) -> Any:
         wait = self.session.session_timeout if deadline.try_once else deadline.remaining()
@@ -86,9 +65,6 @@ class _Run:
             woken = self.event.wait(effect.deadline.remaining())
             self.event.clear()
             return Wake(self.last) if woken else None
-        if isinstance(effect, Forget):
-            self.last = None
-            return None
         if isinstance(effect, SendMany):
             started = [io.start(self.session.client, request, self.watch) for request in effect.requests]
             outcomes: list[Any] = []
@@ -105,13 +81,9 @@ class _Run:
             if pending is not None and effect.wait > 0:
                 pending.wait(min(effect.wait, self.session.session_timeout))
             return None
-        if isinstance(effect, Listen):
-            self.hubs.append(effect.hub)
-            effect.hub.add(self.event.set)
-            return None
-        if isinstance(effect, Sweep):
-            io.sweep_later(self.session, effect.parent, effect.guid, "zksync")
-            return None
+        handled, outcome = self.local(effect)
+        if handled:
+            return outcome
         raise TypeError(f"not an effect: {effect!r}")
 
 

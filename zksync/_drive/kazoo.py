@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError, SessionExpiredError
@@ -16,14 +17,19 @@ from .._core.effects import (
     Check,
     Create,
     Delete,
+    Effect,
     EnsurePath,
     Exists,
+    Forget,
     Get,
     GetChildren,
+    Listen,
     Multi,
     Request,
     SetData,
+    Sweep,
     SyncPath,
+    WakeHub,
     WatchSpec,
 )
 from .._core.queue import HANDOFF_DATA
@@ -155,4 +161,47 @@ def sweep_later(session: SessionWatch, parent: str, guid: str, recipe: str) -> N
     session.call_later(1.5 * session.session_timeout, sweep)  # cancelled if the session ends first
 
 
-__all__ = ["delete_if_created", "release_node", "start", "sweep_later"]
+class RunState:
+    """What every driver keeps for one running machine: its last watch event, and the wake-up
+    functions it registered with the session and with news hubs (undone by :meth:`close`).
+    A driver sets ``session_wake`` (called on connection changes) and ``news_wake`` (called on a
+    hub's news); both are called on other threads and must not block."""
+
+    session_wake: Callable[[], None]
+    news_wake: Callable[[], None]
+
+    def __init__(self, session: SessionWatch) -> None:
+        self.session = session
+        self.last: WatchedEvent | None = None
+        self.registered = False
+        self.hubs: list[WakeHub] = []
+
+    def listen(self) -> None:
+        """Connection changes wake us too (kazoo drops watches, with an empty event, when the
+        connection is suspended): registered with the session on first need."""
+        if not self.registered:
+            self.registered = True
+            self.session.add_waker(self.session_wake)
+
+    def close(self) -> None:
+        if self.registered:
+            self.session.remove_waker(self.session_wake)
+        for hub in self.hubs:
+            hub.remove(self.news_wake)
+
+    def local(self, effect: Effect) -> tuple[bool, Any]:
+        """Effects every driver carries out alike, at once: (True, outcome), else (False, None)."""
+        if isinstance(effect, Forget):
+            self.last = None
+            return True, None
+        if isinstance(effect, Listen):
+            self.hubs.append(effect.hub)
+            effect.hub.add(self.news_wake)
+            return True, None
+        if isinstance(effect, Sweep):
+            sweep_later(self.session, effect.parent, effect.guid, "zksync")
+            return True, None
+        return False, None
+
+
+__all__ = ["RunState", "delete_if_created", "release_node", "start", "sweep_later"]
