@@ -123,3 +123,15 @@ def test_other_libraries_lock_nodes_are_contenders_of_the_right_kind() -> None:
     assert b[names[1]] == names[0] and b[names[2]] == names[0]  # readers wait for the kazoo writer
     assert b[names[3]] == names[2]  # a writer waits for its predecessor, whoever made it
     assert b[names[4]] == names[3] and b[names[7]] == names[6]
+
+
+def test_every_naming_family_makes_names_that_read_back_as_its_kinds() -> None:
+    from zksync._core.queue import NAMINGS
+
+    for family in NAMINGS.values():
+        for kind in family.prefixes:
+            guid = family.guid()
+            entry = parse(f"{family.prefix(kind, guid)}0000000042")
+            assert entry is not None and (entry.kind, entry.guid, entry.seq) == (kind, guid, 42), family.name
+    assert set(NAMINGS["mutex"].prefixes) == {"write"}  # Curator's and go-zookeeper's mutex: exclusive only
+    assert NAMINGS["zksync"].prefix("read", "ab" * 16) == f"_c_{'ab' * 16}-read-"  # the Go original's name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
@@ -77,9 +78,20 @@ def queue_behind_a_writer(factory: Factory, pool: ThreadPoolExecutor, gates: Gat
     return holder, counters, log, gate, futures
 
 
-def test_uncontended_write_lock_cycle_takes_three_requests(zk_client: KazooClient) -> None:
-    mutex = RWMutex(zk_client, "/lock")
+NODE_NAMES = {
+    "zksync": r"_c_[0-9a-f]{32}-write-\d{10}",
+    "kazoo": r"[0-9a-f]{32}__lock__\d{10}",
+    "curator": r"_c_[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}-__WRIT__\d{10}",
+    "mutex": r"_c_[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}-lock-\d{10}",
+}
+
+
+@pytest.mark.parametrize("naming", sorted(NODE_NAMES))
+def test_uncontended_write_lock_cycle_takes_three_requests_in_every_naming(naming: str, zk_client: KazooClient) -> None:
+    mutex = RWMutex(zk_client, "/lock", naming=naming)
     mutex.lock(timeout=scaled(5))  # the first cycle also creates /lock
+    (name,) = zk_client.get_children("/lock")
+    assert re.fullmatch(NODE_NAMES[naming], name), name  # the name the other library makes
     mutex.unlock()
     counter = RequestCounter(zk_client)
     for _ in range(5):

@@ -3,7 +3,7 @@
     zksync ensemble up|down|status [--size 3]
     zksync run PLAN.py [--instances N] [--case NAME] [--param k=v ...] [--collect] [--timeout S]
     zksync inspect PATH
-    zksync lock PATH [--read] [--timeout S] -- COMMAND ...
+    zksync lock PATH [--read] [--naming FAMILY] [--timeout S] -- COMMAND ...
 
 Exit codes: 0 success; 1 an instance (or the locked command) failed; 2 bad usage or input;
 3 the ensemble cannot be reached; 4 the plan cannot be run (missing, does not compile, crashed
@@ -30,7 +30,7 @@ from typing import Any
 from kazoo.client import KazooClient
 
 from . import RWMutex, connect
-from ._core.queue import ordered
+from ._core.queue import NAMINGS, ordered
 from .errors import ConnectionLost, InvalidArgument, Timeout, ZkSyncError
 from .runtime import parse_params
 from .testing.ensemble import Ensemble, EnsembleError, four_letter
@@ -426,7 +426,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
         raise Exit(EXIT_USAGE, "no command given: zksync lock PATH -- COMMAND ...")
     client = _reach(os.environ.get("ZOOKEEPER_PEERS", "").strip() or running_hosts() or "127.0.0.1:2181")
     try:
-        mutex = RWMutex(client, args.path)
+        mutex = RWMutex(client, args.path, naming=args.naming)
         try:
             lease = mutex.rlock(args.timeout) if args.read else mutex.lock(args.timeout)
         except Timeout:
@@ -472,6 +472,9 @@ def parser() -> argparse.ArgumentParser:
     lock = sub.add_parser("lock", help="run a command while holding a lock (like flock)")
     lock.add_argument("path")
     lock.add_argument("--read", action="store_true")
+    lock.add_argument(
+        "--naming", choices=list(NAMINGS), default="zksync", help="node names another library on the path can see"
+    )
     lock.add_argument("--timeout", type=float, default=None)
     lock.add_argument("command", nargs="*", help="after --: the command to run")
     lock.set_defaults(func=cmd_lock)
