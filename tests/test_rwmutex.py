@@ -374,3 +374,23 @@ def test_with_block_raises_lock_lost_when_the_lock_was_lost_inside(
         close_session_of(client, f"{zk_hosts}{zk_chroot}")
         assert lease.wait_lost(scaled(10))
     assert mutex.held is None
+
+
+def test_a_child_of_no_known_naming_holds_off_readers_and_writers_and_is_reported_once(
+    zk_client: KazooClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    zk_client.create("/lock/left-behind-by-someone", makepath=True)
+    mutex = RWMutex(zk_client, "/lock")
+    with caplog.at_level("WARNING", logger="zksync.lock"):
+        for _ in range(2):
+            with pytest.raises(Timeout):
+                mutex.lock(timeout=scaled(0.3))
+            with pytest.raises(Timeout):
+                mutex.rlock(timeout=scaled(0.3))
+    warnings = [r.getMessage() for r in caplog.records if "fits no known lock naming" in r.getMessage()]
+    assert len(warnings) == 1 and "/lock/left-behind-by-someone" in warnings[0]
+    assert zk_client.get_children("/lock") == ["left-behind-by-someone"]  # our attempts left nothing
+    assert ("write", "left-behind-by-someone") in mutex.queue()
+    assert mutex.break_lock() == 1  # the operator's tool removes it, and the lock is free
+    mutex.lock(timeout=scaled(5))
+    mutex.unlock()

@@ -26,10 +26,12 @@ again.
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kazoo.protocol.states import EventType, WatchedEvent, ZnodeStat
 from kazoo.security import ACL
@@ -39,6 +41,8 @@ from ..errors import ConnectionLost, InvalidArgument, Timeout
 from .effects import WATCH, Forget, Machine, Release, Sweep
 from .requests import Requests
 from .sequence import SEQUENCE_PATTERN, parse_sequence, queue_order
+
+log = logging.getLogger("zksync.lock")
 
 RELEASE_WAIT = 5.0  # seconds a release waits for the server's answer before deferring
 CLEANUP_WAIT = 1.0  # the same after a failed or timed-out attempt: the caller's error must not wait long
@@ -136,12 +140,14 @@ _READERS: tuple[tuple[re.Pattern[str], Mapping[str, str]], ...] = (
 
 @dataclass(frozen=True, order=True)
 class Entry:
-    """One node of a queue, ordered by its sequence number."""
+    """One node of a queue, ordered by its sequence number.  A ``stranger`` is a child that
+    fits no naming family: it counts as a writer ahead of every other entry."""
 
     seq: int
     kind: str
     guid: str
     name: str
+    stranger: bool = field(default=False, compare=False)
 
 
 # A rule gets the entries ahead of ours (in queue order) and names the one to wait for.
@@ -171,19 +177,51 @@ def parse(name: str) -> Entry | None:
 
 
 def ordered(children: Sequence[str], keep_duplicates: bool = False) -> list[Entry]:
-    """Our entries in queue order.  A create whose reply was lost can land twice (the request
-    was still in flight when we looked for it); both nodes carry the attempt's GUID, and only
-    the first counts: later duplicates are dropped here and deleted by their owner."""
-    entries = queue_order(sorted(entry for entry in map(parse, children) if entry is not None), key=_seq)
+    """The queue in order: first every child that fits no naming family (a writer ahead of
+    everybody, since nobody can tell where it stands: safety first, until it is removed), then
+    the lock nodes by sequence.  A create whose reply was lost can land twice (the request was
+    still in flight when we looked for it); both nodes carry the attempt's GUID, and only the
+    first counts: later duplicates are dropped here and deleted by their owner."""
+    entries: list[Entry] = []
+    strangers: list[Entry] = []
+    for name in children:
+        entry = parse(name)
+        if entry is not None:
+            entries.append(entry)
+        else:
+            strangers.append(Entry(0, WRITE.name, name, name, stranger=True))
+    entries = queue_order(sorted(entries), key=_seq)
+    strangers.sort(key=lambda entry: entry.name)
     if keep_duplicates:
-        return entries
+        return strangers + entries
     seen: set[str] = set()
     unique = []
     for entry in entries:
         if entry.guid not in seen:
             seen.add(entry.guid)
             unique.append(entry)
-    return unique
+    return strangers + unique
+
+
+_warned: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
+_WARN_AT_MOST = 10_000  # strangers remembered per process, so that the set cannot grow without bound
+
+
+def warn_strangers(queue: str, entries: Sequence[Entry]) -> None:
+    """Log once per process for each stranger in ``queue``: it holds the lock up until removed."""
+    for entry in entries:
+        if not entry.stranger:
+            continue
+        with _warned_lock:
+            if (queue, entry.name) in _warned or len(_warned) >= _WARN_AT_MOST:
+                continue
+            _warned.add((queue, entry.name))
+        log.warning(
+            "%s/%s fits no known lock naming: it is treated as a writer ahead of every waiter until it is removed",
+            queue,
+            entry.name,
+        )
 
 
 def _seq(entry: Entry) -> int:
@@ -288,7 +326,9 @@ class Attempt:
         everything = ordered((yield from self.requests.get_children(self.queue, deadline)), keep_duplicates=True)
         for twin in [e for e in everything if e.guid == own.guid and e.name != own.name]:
             yield from self.requests.delete(f"{self.queue}/{twin.name}", deadline)  # a late duplicate of ours
-        return ordered([e.name for e in everything if e.guid != own.guid or e.name == own.name])
+        entries = ordered([e.name for e in everything if e.guid != own.guid or e.name == own.name])
+        warn_strangers(f"{self.requests.session.chroot}{self.queue}", entries)
+        return entries
 
     def _create(self, deadline: Deadline) -> Machine[Place]:
         naming = self.naming
@@ -365,6 +405,7 @@ def handed_over(event: WatchedEvent | None, blocker_path: str, blocker: Entry) -
         and event.type == EventType.CHANGED
         and event.path == blocker_path
         and is_exclusive(blocker.kind)
+        and not blocker.stranger
     )
 
 
