@@ -7,6 +7,7 @@
      +-- InvalidState           (also RuntimeError) unlock without lock, enter twice, ...
      |    +-- AlreadyHeld
      |    +-- NotHeld
+     |    +-- ForeignLayout     the path holds another library's nodes this recipe cannot share
      +-- Timeout                (also TimeoutError) a deadline passed; nothing is left behind
      +-- AccessDenied           (also PermissionError) the znode's ACL refused the request
      +-- ConnectionLost         (also ConnectionError) the ensemble could not be reached
@@ -35,6 +36,7 @@ __all__ = [
     "AccessDenied",
     "AlreadyHeld",
     "ConnectionLost",
+    "ForeignLayout",
     "InvalidArgument",
     "InvalidState",
     "LockLost",
@@ -74,6 +76,15 @@ class AlreadyHeld(InvalidState):
 
 class NotHeld(InvalidState):
     """Release of something this recipe object does not hold."""
+
+
+class ForeignLayout(InvalidState):
+    """The recipe's path holds nodes laid out by another library (for example the Go
+    original's DoubleBarrier), which this recipe cannot share; ``names`` lists a few of them."""
+
+    def __init__(self, message: str, names: list[str], **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.names = names
 
 
 class Timeout(ZkSyncError, TimeoutError):
