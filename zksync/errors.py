@@ -12,6 +12,11 @@
      +-- AccessDenied           (also PermissionError) the znode's ACL refused the request
      +-- ConnectionLost         (also ConnectionError) the ensemble could not be reached
      |    +-- SessionExpired    the session is gone, and every ephemeral node with it
+     +-- NodeError              a plain node operation was refused (zksync.locked, transactions)
+     |    +-- NoNode            (also LookupError) the node does not exist
+     |    +-- NodeExists        the node exists already
+     |    +-- BadVersion        the node's version is not the one given
+     |    +-- NotEmpty          the node has children
      +-- LockLost               a held lock (or barrier membership) can no longer be trusted
      +-- ParticipantLost        (Sync) an instance left without signalling a state
      +-- BarrierAborted         (Sync) somebody aborted the state
@@ -35,11 +40,16 @@ from kazoo.handlers.threading import KazooTimeoutError
 __all__ = [
     "AccessDenied",
     "AlreadyHeld",
+    "BadVersion",
     "ConnectionLost",
     "ForeignLayout",
     "InvalidArgument",
     "InvalidState",
     "LockLost",
+    "NoNode",
+    "NodeError",
+    "NodeExists",
+    "NotEmpty",
     "NotHeld",
     "SessionExpired",
     "Timeout",
@@ -103,6 +113,26 @@ class SessionExpired(ConnectionLost):
     """The ZooKeeper session expired (or the client was closed): ephemeral nodes are gone."""
 
 
+class NodeError(ZkSyncError):
+    """ZooKeeper refused an operation on a node for what the node is (or is not)."""
+
+
+class NoNode(NodeError, LookupError):
+    """The node (or, for a create, its parent) does not exist."""
+
+
+class NodeExists(NodeError):
+    """The node to create exists already."""
+
+
+class BadVersion(NodeError):
+    """The node's version is not the one the operation was conditioned on."""
+
+
+class NotEmpty(NodeError):
+    """The node to delete has children."""
+
+
 class LockLost(ZkSyncError):
     """A held lock can no longer be trusted: the session expired, or the connection was
     suspended for so long that the server may already have expired it."""
@@ -147,6 +177,14 @@ def translate(path: str | None = None, recipe: str | None = None) -> Iterator[No
         raise ConnectionLost(_describe(exc, "connection to ZooKeeper lost"), path=path, recipe=recipe) from exc
     except KazooTimeoutError as exc:
         raise Timeout(_describe(exc, "timed out"), path=path, recipe=recipe) from exc
+    except kz.NoNodeError as exc:
+        raise NoNode(_describe(exc, "no such node"), path=path, recipe=recipe) from exc
+    except kz.NodeExistsError as exc:
+        raise NodeExists(_describe(exc, "the node exists"), path=path, recipe=recipe) from exc
+    except kz.BadVersionError as exc:
+        raise BadVersion(_describe(exc, "the node's version differs"), path=path, recipe=recipe) from exc
+    except kz.NotEmptyError as exc:
+        raise NotEmpty(_describe(exc, "the node has children"), path=path, recipe=recipe) from exc
     except (kz.BadArgumentsError, kz.MarshallingError) as exc:
         raise InvalidArgument(_describe(exc, "rejected by ZooKeeper"), path=path, recipe=recipe) from exc
     except kz.ZookeeperError as exc:
