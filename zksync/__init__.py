@@ -31,6 +31,7 @@ from .errors import (
 )
 from .rwmutex import Lease, RWMutex
 from .sync import BarrierAborted, ParticipantLost, Subscription, Sync, SyncTimeout
+from .watcher import Watcher, WatchEvent, WatchSubscription
 
 __all__ = [
     "AccessDenied",
@@ -51,6 +52,9 @@ __all__ = [
     "Sync",
     "SyncTimeout",
     "Timeout",
+    "WatchEvent",
+    "WatchSubscription",
+    "Watcher",
     "ZkSyncError",
     "connect",
     "default_hosts",

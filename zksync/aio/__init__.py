@@ -28,8 +28,9 @@ from ..barrier import BarrierBase, DoubleBarrierBase
 from ..errors import LockLost
 from ..rwmutex import RWMutexBase
 from .sync import Subscription, Sync
+from .watcher import Watcher, WatchSubscription
 
-__all__ = ["Barrier", "DoubleBarrier", "Lease", "RWMutex", "Subscription", "Sync"]
+__all__ = ["Barrier", "DoubleBarrier", "Lease", "RWMutex", "Subscription", "Sync", "WatchSubscription", "Watcher"]
 
 
 class Lease(LeaseBase):
