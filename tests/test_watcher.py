@@ -4,6 +4,7 @@ watch for many subscribers, reconnects, session expiry, close, bad arguments."""
 from __future__ import annotations
 
 import sys
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -11,12 +12,14 @@ from typing import Any
 import pytest
 from kazoo.client import KazooClient
 
+import zksync
 from zksync import InvalidArgument, InvalidState, RWMutex, SessionExpired, Timeout, Watcher
 from zksync.testing.timing import scaled, sleep
 from zksync.testing.toxi import ProxiedEnsemble
 
 from .conftest import RequestCounter, WatchCounter, close_session_of, settle, tree, wait_until
 from .frontends import use_frontend
+from .test_client_gc import collected, holders
 
 Factory = Callable[..., KazooClient]
 WATCHED, LOCK = "/watched", "/watched-lock"
@@ -309,3 +312,23 @@ def test_bad_arguments_raise_invalid_argument_and_change_nothing(
     with pytest.raises(InvalidArgument):
         watcher.wait_watching(timeout=float("nan"))
     watcher.close()
+
+
+def test_a_client_whose_watchers_were_closed_or_left_running_is_freed(
+    zk_hosts: str, zk_chroot: str, zk_session_timeout: float
+) -> None:
+    client = zksync.connect(f"{zk_hosts}{zk_chroot}", session_timeout=zk_session_timeout)
+    client.create(WATCHED, b"0")
+    closed, running = Watcher(client, WATCHED, LOCK, "data"), Watcher(client, WATCHED, LOCK, "children")
+    closed.wait_watching(timeout=scaled(10))
+    running.wait_watching(timeout=scaled(10))
+    subscription = running.subscribe()
+    client.set(WATCHED, b"1")  # fires the data watch; the closed watcher's is left set on the server
+    closed.close()
+    ref = weakref.ref(client)
+    client.stop()
+    client.close()
+    with pytest.raises(SessionExpired):
+        next_event(subscription)  # the running watcher ended with its client
+    del client, closed, running, subscription
+    assert collected(ref, max(5.0, zk_session_timeout)), holders(ref)

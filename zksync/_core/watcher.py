@@ -363,7 +363,8 @@ class WatcherCore:
             except SessionExpired:
                 raise
             except (ConnectionLost, Timeout) as exc:
-                log.info("watcher on %s: %s; trying again once connected", self.path, exc)
+                # (the text, not the exception: a kept log record would keep its traceback's frames)
+                log.info("watcher on %s: %s; trying again once connected", self.path, str(exc))
                 yield from self._guarded(self.reads.await_connection(Deadline(None)))
                 retried = True
                 continue
@@ -439,7 +440,7 @@ class WatcherCore:
             subscription.end(self.error)
         self.state_hub.wake_all()
         if self.error is not None:
-            log.warning("watcher on %s stopped: %s", self.path, self.error)
+            log.warning("watcher on %s stopped: %s", self.path, str(self.error))
 
     # ---- stopping the engine's machines ------------------------------------------------
     def _stop_reason(self) -> BaseException | None:
