@@ -225,6 +225,30 @@ def test_a_watcher_whose_member_refuses_it_for_a_while_reports_after_healing_the
     assert next_event(subscription).data == b"after"
 
 
+def test_a_watcher_queued_behind_a_writer_when_its_connection_drops_takes_the_read_lock_once_back(
+    zk_faults: ProxiedEnsemble, zk_client_factory: Factory, zk_client: KazooClient, watcher_of: Callable[..., Any]
+) -> None:
+    zk_client.create(WATCHED, b"v0")
+    client = zk_client_factory(hosts=zk_faults.hosts_of(1), timeout=scaled(10))
+    session = client.client_id[0]
+    states: list[str] = []
+    client.add_listener(states.append)
+    subscription = watcher_of(client, "data").subscribe()
+    writer = RWMutex(zk_client, LOCK)
+    writer.lock(timeout=scaled(5))
+    zk_client.set(WATCHED, b"half written")
+    wait_until(lambda: lock_queue(zk_client) == ["write", "read"], what="the watcher queued behind the writer")
+    zk_faults.reset(1)
+    wait_until(lambda: "SUSPENDED" in states, 20, "the watcher's client disconnected")
+    zk_client.set(WATCHED, b"complete")
+    writer.unlock()  # while the watcher cannot hear of it
+    zk_faults.heal()
+    event = subscription.get(timeout=scaled(20))
+    assert (event.type, event.data) == ("CHANGED", b"complete")
+    wait_until(lambda: lock_queue(zk_client) == [], what="the read lock released")
+    assert client.client_id[0] == session
+
+
 def test_session_expiry_ends_every_subscription_with_session_expired_after_what_it_buffered(
     zk_client_factory: Factory,
     zk_client: KazooClient,

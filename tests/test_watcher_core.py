@@ -28,7 +28,7 @@ from zksync._core.effects import (
     Wait,
     Wake,
 )
-from zksync._core.watcher import END, SubscriptionCore, WatcherCore
+from zksync._core.watcher import END, Read, SubscriptionCore, WatcherCore, change, relevant
 
 WRITER = f"write-{'a' * 32}-0000000001"
 
@@ -280,3 +280,46 @@ def test_a_full_buffer_counts_what_it_misses_and_the_next_event_says_how_many(bu
     script.answer(notified(EventType.CHANGED))
     data_round(script, 99, b"next", stat(99))
     assert [(e.data, e.missed) for e in received(slow)] == [(b"next", 3)]
+
+
+MISSING, NODE = Read(None), Read(stat(10, 5))
+
+
+@pytest.mark.parametrize(
+    ("kind", "before", "after", "expected"),
+    [
+        ("data", NODE, NODE, None),
+        ("data", NODE, Read(stat(11, 5)), "CHANGED"),
+        ("data", NODE, MISSING, "DELETED"),
+        ("data", MISSING, NODE, "CREATED"),
+        ("data", MISSING, MISSING, None),
+        ("data", NODE, Read(stat(40, 40)), "CREATED"),  # deleted and made again
+        ("exists", NODE, Read(stat(11, 5)), "CHANGED"),
+        ("children", NODE, Read(stat(10, 5)._replace(mzxid=11)), None),  # its data changed, not its children
+        ("children", NODE, Read(stat(10, 5)._replace(pzxid=12)), "CHILD"),
+    ],
+)
+def test_reading_again_finds_the_change_between_two_reads(
+    kind: str, before: Read, after: Read, expected: str | None
+) -> None:
+    assert change(kind, before, after) == expected
+
+
+@pytest.mark.parametrize(
+    ("kind", "known", "event_type", "expected"),
+    [
+        ("data", MISSING, "CREATED", True),
+        ("data", MISSING, "DELETED", False),  # a late copy: nothing was there to delete
+        ("data", NODE, "CHANGED", True),
+        ("data", NODE, "DELETED", True),
+        ("data", NODE, "CREATED", False),
+        ("exists", NODE, "CHANGED", True),
+        ("children", NODE, "CHILD", True),
+        ("children", NODE, "CHANGED", False),  # from a data watch left over
+        ("children", MISSING, "CHILD", False),
+    ],
+)
+def test_a_notification_counts_only_if_the_watch_set_can_have_sent_it(
+    kind: str, known: Read, event_type: str, expected: bool
+) -> None:
+    assert relevant(kind, event_type, known) is expected
