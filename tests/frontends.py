@@ -318,6 +318,81 @@ class Sync:
         return bridged
 
 
+class WatchSubscription:
+    def __init__(self, subscription: zksync.aio.WatchSubscription) -> None:
+        self.aio = subscription
+
+    @property
+    def missed(self) -> int:
+        return self.aio.missed
+
+    @property
+    def error(self) -> zksync.ZkSyncError | None:
+        return self.aio.error
+
+    def get(self, timeout: float | None = None) -> zksync.WatchEvent:
+        return loop().call(self.aio.get(timeout))
+
+    def close(self) -> None:
+        self.aio.close()
+
+    def __iter__(self) -> Iterator[zksync.WatchEvent]:
+        return self
+
+    def __next__(self) -> zksync.WatchEvent:
+        try:
+            return loop().call(self.aio.__anext__())
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def __enter__(self) -> WatchSubscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Watcher:
+    recipe = "Watcher"
+
+    def __init__(
+        self, client: KazooClient, watch_path: str, lock_path: str, kind: str, acl: list[ACL] | None = None
+    ) -> None:
+        async def make() -> zksync.aio.Watcher:
+            return zksync.aio.Watcher(client, watch_path, lock_path, kind, acl)
+
+        self.aio = loop().call(make())
+        self.path, self.lock_path, self.kind = self.aio.path, self.aio.lock_path, self.aio.kind
+        self._session = self.aio._session
+
+    @property
+    def watching(self) -> bool:
+        return self.aio.watching
+
+    @property
+    def closed(self) -> bool:
+        return self.aio.closed
+
+    @property
+    def error(self) -> zksync.ZkSyncError | None:
+        return self.aio.error
+
+    def subscribe(self, buffer: int = 10, timeout: float | None = None) -> WatchSubscription:
+        return WatchSubscription(self.aio.subscribe(buffer, timeout))
+
+    def wait_watching(self, timeout: float | None = None) -> None:
+        loop().call(self.aio.wait_watching(timeout))
+
+    def close(self) -> None:
+        loop().call(self.aio.close())
+
+    def __enter__(self) -> Watcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 FRONTENDS: dict[str, dict[str, Any]] = {
     "blocking": {
         "RWMutex": zksync.RWMutex,
@@ -325,6 +400,7 @@ FRONTENDS: dict[str, dict[str, Any]] = {
         "DoubleBarrier": zksync.DoubleBarrier,
         "Sync": zksync.Sync,
         "locked": zksync.locked,
+        "Watcher": zksync.Watcher,
     },
     "asyncio": {
         "RWMutex": RWMutex,
@@ -332,6 +408,7 @@ FRONTENDS: dict[str, dict[str, Any]] = {
         "DoubleBarrier": DoubleBarrier,
         "Sync": Sync,
         "locked": _Locked(),
+        "Watcher": Watcher,
     },
 }
 

@@ -38,6 +38,7 @@ from .errors import (
 )
 from .rwmutex import Lease, RWMutex, Transaction
 from .sync import BarrierAborted, ParticipantLost, Subscription, Sync, SyncTimeout
+from .watcher import Watcher, WatchEvent, WatchSubscription
 
 __all__ = [
     "AccessDenied",
@@ -65,6 +66,9 @@ __all__ = [
     "SyncTimeout",
     "Timeout",
     "Transaction",
+    "WatchEvent",
+    "WatchSubscription",
+    "Watcher",
     "ZkSyncError",
     "connect",
     "default_hosts",

@@ -104,6 +104,8 @@ class SessionWatch:
         self._lost_callbacks: dict[int, LostCallback] = {}
         self._next_token = 0
         self._generation = 0  # bumps every time the session is (declared) lost
+        self._disconnections = 0  # connection losses (SUSPENDED or LOST) reported by kazoo
+        self._expirations = 0  # session ends (LOST: expired, or the client closed) reported by kazoo
         self._suspended_at: float | None = None
         self._timer: threading.Timer | None = None
         self._locally_lost = False
@@ -133,6 +135,19 @@ class SessionWatch:
     @property
     def chroot(self) -> str:
         return str(self.client.chroot or "")
+
+    @property
+    def disconnections(self) -> int:
+        """How many times kazoo reported the connection lost (SUSPENDED or LOST).  kazoo drops
+        every watch of the client each time (with an empty event), so a watch set before a
+        change of this count may be gone."""
+        return self._disconnections
+
+    @property
+    def expirations(self) -> int:
+        """How many times kazoo reported the session lost (LOST: it expired, or the client was
+        closed).  Unlike :attr:`generation`, a suspension that lasts long is not counted."""
+        return self._expirations
 
     @property
     def session_id(self) -> int | None:
@@ -251,6 +266,7 @@ class SessionWatch:
                 self._connected.set()
                 run_deletes = bool(self._deferred_deletes)
             elif state == KazooState.SUSPENDED:
+                self._disconnections += 1
                 self._connected.clear()
                 self._suspended_at = time.monotonic()
                 self._cancel_timer()
@@ -260,6 +276,8 @@ class SessionWatch:
                 timer.start()
                 run_deletes = False
             else:  # LOST: the session expired or the client was closed
+                self._disconnections += 1
+                self._expirations += 1
                 self._connected.clear()
                 self._cancel_timer()
                 self._deferred_deletes.clear()

@@ -87,8 +87,12 @@ class Get:
 
 @dataclass(frozen=True)
 class GetChildren:
+    """The child names; with ``include_stat``, ``(names, stat)`` (the parent's stat, whose
+    ``pzxid`` is the zxid of the last change of its children)."""
+
     path: str
     watch: WatchSpec = None
+    include_stat: bool = False
 
 
 @dataclass(frozen=True)

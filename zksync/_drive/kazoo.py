@@ -50,7 +50,9 @@ def start(client: KazooClient, request: Request, own_watch: WatchFn | None = Non
     if isinstance(request, Exists):
         return client.exists_async(request.path, _watch(request.watch, own_watch))
     if isinstance(request, GetChildren):
-        return client.get_children_async(request.path, _watch(request.watch, own_watch))
+        return client.get_children_async(
+            request.path, _watch(request.watch, own_watch), include_data=request.include_stat
+        )
     if isinstance(request, Get):
         return client.get_async(request.path, _watch(request.watch, own_watch))
     if isinstance(request, Create):

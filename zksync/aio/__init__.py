@@ -32,8 +32,20 @@ from ..errors import LockLost
 from ..rwmutex import RWMutexBase
 from . import locked
 from .sync import Subscription, Sync
+from .watcher import Watcher, WatchSubscription
 
-__all__ = ["Barrier", "DoubleBarrier", "Lease", "RWMutex", "Subscription", "Sync", "Transaction", "locked"]
+__all__ = [
+    "Barrier",
+    "DoubleBarrier",
+    "Lease",
+    "RWMutex",
+    "Subscription",
+    "Sync",
+    "Transaction",
+    "WatchSubscription",
+    "Watcher",
+    "locked",
+]
 
 
 class Lease(LeaseBase):
