@@ -81,8 +81,8 @@ def _blocking(manager: contextlib.AbstractAsyncContextManager[T]) -> Iterator[T]
 class RWMutex:
     recipe = "RWMutex"
 
-    def __init__(self, client: KazooClient, path: str, acl: list[ACL] | None = None) -> None:
-        self.aio = zksync.aio.RWMutex(client, path, acl)
+    def __init__(self, client: KazooClient, path: str, acl: list[ACL] | None = None, naming: str = "zksync") -> None:
+        self.aio = zksync.aio.RWMutex(client, path, acl, naming)
         self.path = self.aio.path
         self._session = self.aio._session
 

@@ -57,16 +57,26 @@ def test_without_the_credential_a_lock_can_be_neither_broken_nor_taken(
 def test_without_the_credential_a_barrier_can_be_neither_unset_nor_set(
     alice: KazooClient, mallory: KazooClient
 ) -> None:
-    owner = Barrier(alice, "/b", acl=ALICE)
-    owner.set()
+    owner = Barrier(alice, "/gates/b", acl=ALICE)
+    owner.set()  # creates /gates with the ACL too: the parent decides who may set and unset
+    assert {a.id.scheme for a in alice.get_acls("/gates")[0]} == {"digest", "world"}
     with pytest.raises(AccessDenied):
-        Barrier(mallory, "/b").unset()
+        Barrier(mallory, "/gates/b").unset()
     assert owner.is_set()
-    assert Barrier(mallory, "/b").is_set()  # reading is allowed by the ACL
+    assert Barrier(mallory, "/gates/b").is_set()  # reading is allowed by the ACL
     owner.unset()
     with pytest.raises(AccessDenied):
-        Barrier(mallory, "/b").set()
+        Barrier(mallory, "/gates/b").set()
     assert not owner.is_set()
+    assert alice.get_children("/gates") == []
+
+
+def test_a_barrier_under_an_open_parent_can_be_unset_by_anybody_whatever_its_own_acl(
+    alice: KazooClient, mallory: KazooClient
+) -> None:
+    Barrier(alice, "/b", acl=ALICE).set()  # the parent (the test's root) is open to all
+    assert Barrier(mallory, "/b").unset() is True  # deleting a node is the parent's permission
+    assert not Barrier(alice, "/b").is_set()
 
 
 def test_without_the_credential_one_cannot_enter_or_remove_a_participant(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from kazoo.client import KazooClient
 
-from zksync import AlreadyHeld, Barrier, DoubleBarrier, NotHeld, Timeout, ZkSyncError
+from zksync import AlreadyHeld, Barrier, DoubleBarrier, InvalidState, NotHeld, Timeout, ZkSyncError
 from zksync.testing.timing import scaled, sleep
 
 from .conftest import RequestCounter, WatchCounter, settle, tree, wait_until
@@ -36,6 +36,32 @@ def test_set_unset_report_whether_they_changed_anything(zk_client: KazooClient) 
     assert barrier.unset() is True
     assert barrier.unset() is False
     assert not barrier.is_set()
+
+
+def test_the_barrier_is_the_node_at_its_path_as_in_the_go_original(zk_client: KazooClient) -> None:
+    barrier = Barrier(zk_client, "/gates/deploy")
+    barrier.set()
+    assert tree(zk_client) == {"/gates", "/gates/deploy"}  # parents made as needed, no child
+    assert zk_client.get_children("/gates/deploy") == []
+    barrier.unset()
+    assert tree(zk_client) == {"/gates"}
+    zk_client.create("/gates/deploy")  # set by anybody who creates the node, as Go's Set does
+    assert barrier.is_set()
+
+
+def test_a_barrier_in_the_earlier_layout_reads_as_set_and_unset_removes_it(zk_client: KazooClient) -> None:
+    zk_client.create("/b/set", makepath=True)  # how this library marked a set barrier before
+    barrier = Barrier(zk_client, "/b")
+    assert barrier.is_set()
+    assert barrier.unset() is True
+    assert tree(zk_client) == set()
+
+
+def test_unset_refuses_a_node_with_children_and_changes_nothing(zk_client: KazooClient) -> None:
+    zk_client.create("/b/someone-elses", makepath=True)
+    with pytest.raises(InvalidState, match="not a barrier node"):
+        Barrier(zk_client, "/b").unset()
+    assert tree(zk_client) == {"/b", "/b/someone-elses"}
 
 
 def test_wait_returns_at_once_when_not_set(zk_client: KazooClient) -> None:

@@ -263,8 +263,9 @@ def test_inspect_describes_each_recipe(
     assert "lock queue (1)" in out and "holder  write" in out and f"0x{client.client_id[0]:x}" in out
     assert "barrier set since" in inspect("/barrier")
     zksync.Barrier(client, "/barrier").unset()
-    assert "barrier not set" in inspect("/barrier")
-    assert "double barrier, 1 participant(s) present" in inspect("/db2")
+    assert "as a Barrier: not set" in inspect("/barrier")
+    out = inspect("/db2")
+    assert "double barrier, 1 participant(s) present" in out and "round released: 1 members, 0 gone" in out
     out = inspect("/zksync-sync/run1")
     assert "state ready: 1 signal(s)" in out and "topic news: 1 message(s)" in out
     assert "does not exist" in inspect("/nothing-here")

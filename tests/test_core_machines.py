@@ -46,6 +46,7 @@ class Session:
 
     session_timeout = 4.0
     session_id = 7
+    chroot = ""
 
     def is_connected(self) -> bool:
         return self.connected

@@ -1,8 +1,9 @@
 """A zksync RWMutex and kazoo's own lock recipes on one path, on the real ensemble.
 
 zksync reads kazoo's node names (``<hex>__lock__<seq>``, ``<hex>__rlock__<seq>``) as writers
-and readers of the queue, so a zksync client waits for a kazoo holder as for one of its own.
-(The other direction needs zksync to make kazoo's names: not yet.)
+and readers of the queue, so a zksync client waits for a kazoo holder as for one of its own;
+with ``naming="kazoo"`` it makes those names, so kazoo's recipes wait for zksync holders too.
+The same pairs as separate processes (a holder killed) are in ``test_interop_peers.py``.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from kazoo.client import KazooClient
+from kazoo.exceptions import LockTimeout
 
 import zksync
 from zksync.testing.timing import scaled, sleep
 
-from .conftest import settle
+from .conftest import settle, wait_until
 
 Factory = Callable[..., KazooClient]
 
@@ -74,3 +76,39 @@ def test_a_zksync_writer_queued_behind_kazoo_waiters_keeps_its_place_in_line(
     settle(late_waiting).check()
     late.unlock()
     assert zk_client.get_children("/shared") == []
+
+
+def test_kazoo_locks_wait_for_a_zksync_writer_that_makes_kazoo_names(
+    zk_client_factory: Factory, zk_client: KazooClient, pool: ThreadPoolExecutor
+) -> None:
+    writer = zksync.RWMutex(zk_client_factory(), "/shared", naming="kazoo")
+    writer.lock(timeout=scaled(5))
+    kazoo_writer = zk_client_factory().WriteLock("/shared", "kazoo-writer")
+    kazoo_reader = zk_client_factory().ReadLock("/shared", "kazoo-reader")
+    waiting = [pool.submit(kazoo_writer.acquire, True, scaled(10))]
+    wait_until(lambda: len(zk_client.get_children("/shared")) == 2, what="the kazoo writer queued")
+    waiting.append(pool.submit(kazoo_reader.acquire, True, scaled(10)))
+    wait_until(lambda: len(zk_client.get_children("/shared")) == 3, what="the kazoo reader queued")
+    sleep(0.3)
+    assert not any(w.done() for w in waiting)
+    writer.unlock()
+    assert settle(waiting[0])  # the kazoo writer came first: arrival order
+    sleep(0.3)
+    assert not waiting[1].done()
+    kazoo_writer.release()
+    assert settle(waiting[1])
+    kazoo_reader.release()
+
+
+def test_a_kazoo_read_lock_shares_with_a_zksync_reader_that_makes_kazoo_names(zk_client_factory: Factory) -> None:
+    reader = zksync.RWMutex(zk_client_factory(), "/shared", naming="kazoo")
+    reader.rlock(timeout=scaled(5))
+    kazoo_reader = zk_client_factory().ReadLock("/shared", "kazoo-reader")
+    assert kazoo_reader.acquire(timeout=scaled(5))
+    kazoo_writer = zk_client_factory().WriteLock("/shared", "kazoo-writer")  # kazoo's Lock ignores readers
+    with pytest.raises(LockTimeout):
+        kazoo_writer.acquire(timeout=scaled(0.5))  # kazoo's writer sees our reader
+    kazoo_reader.release()
+    reader.runlock()
+    assert kazoo_writer.acquire(timeout=scaled(5))
+    kazoo_writer.release()

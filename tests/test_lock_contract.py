@@ -1,6 +1,7 @@
-"""The contract every lock kind keeps, on every front-end: one test body, run over each
-(kind, front-end) pair on the real ensemble.  A new lock kind or front-end joins by adding a
-parameter, and must pass all of it."""
+"""The contract every lock kind keeps, on every front-end and in every naming family: one test
+body, run over each (kind, front-end, naming) case on the real ensemble.  A new lock kind,
+front-end or naming joins by adding a parameter, and must pass all of it.  The non-default
+namings run on the blocking front-end (the naming is core logic, shared by both)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from kazoo.client import KazooClient
 
 import zksync
+from zksync._core.queue import NAMINGS
 from zksync.testing.timing import scaled, sleep
 
 from .conftest import settle, tree, wait_until
@@ -46,18 +48,33 @@ class Kind:
 KINDS = [Kind("write", "lock", "unlock", "write", True), Kind("read", "rlock", "runlock", "read", False)]
 
 
-@pytest.fixture(params=KINDS, ids=lambda kind: kind.name)
-def kind(request: pytest.FixtureRequest) -> Kind:
-    chosen: Kind = request.param
+CASES = [
+    pytest.param((kind, frontend, naming), id=f"{kind.name}-{frontend}-{naming}")
+    for kind in KINDS
+    for frontend in sorted(FRONTENDS)
+    for naming in NAMINGS
+    if (frontend == "blocking" or naming == "zksync") and (kind.exclusive or "read" in NAMINGS[naming].prefixes)
+]
+
+
+@pytest.fixture(params=CASES)
+def case(request: pytest.FixtureRequest) -> tuple[Kind, str, str]:
+    chosen: tuple[Kind, str, str] = request.param
     return chosen
 
 
-@pytest.fixture(params=sorted(FRONTENDS))
-def make(request: pytest.FixtureRequest) -> Callable[[KazooClient], Any]:
-    cls = FRONTENDS[request.param]["RWMutex"]
+@pytest.fixture
+def kind(case: tuple[Kind, str, str]) -> Kind:
+    return case[0]
+
+
+@pytest.fixture
+def make(case: tuple[Kind, str, str]) -> Callable[[KazooClient], Any]:
+    _, frontend, naming = case
+    cls = FRONTENDS[frontend]["RWMutex"]
 
     def mutex(client: KazooClient) -> Any:
-        return cls(client, "/contract")
+        return cls(client, "/contract", naming=naming)
 
     return mutex
 

@@ -24,10 +24,17 @@ def test_names_are_ordered_by_sequence_not_by_kind_or_guid() -> None:
     assert [e.seq for e in ordered(names)] == [1, 2, 3]
 
 
-def test_foreign_children_are_ignored() -> None:
-    names = ["ready", "lock-0000000001", "__lock__x", name("write", 5)]
-    assert [e.name for e in ordered(names)] == [name("write", 5)]
-    assert parse("write-nothex-0000000001") is None
+def test_a_child_that_fits_no_naming_is_a_writer_ahead_of_everybody() -> None:
+    names = [name("read", 1), "ready", name("write", 5), "lock-0000000001", "__lock__x", "write-nothex-0000000002"]
+    entries = ordered(names)
+    strangers = ["__lock__x", "lock-0000000001", "ready", "write-nothex-0000000002"]
+    assert [e.name for e in entries] == [*strangers, name("read", 1), name("write", 5)]
+    assert all(e.stranger and e.kind == "write" for e in entries[:4])
+    assert parse("write-nothex-0000000002") is None
+    b = blockers(names)
+    assert b[name("read", 1)] == strangers[-1]  # even a reader waits: nobody knows what it is
+    assert b[name("write", 5)] == name("read", 1)
+    assert b[strangers[0]] is None
 
 
 def test_writer_waits_only_for_its_immediate_predecessor() -> None:
@@ -109,7 +116,8 @@ def test_other_libraries_lock_nodes_are_contenders_of_the_right_kind() -> None:
         "not-a-lock-node",
     ]
     entries = ordered(names)
-    assert [(e.seq, e.kind) for e in entries] == [
+    assert entries[0].name == "not-a-lock-node" and entries[0].stranger  # a writer ahead of all
+    assert [(e.seq, e.kind) for e in entries[1:]] == [
         (1, "write"),
         (2, "read"),
         (3, "read"),
@@ -123,3 +131,15 @@ def test_other_libraries_lock_nodes_are_contenders_of_the_right_kind() -> None:
     assert b[names[1]] == names[0] and b[names[2]] == names[0]  # readers wait for the kazoo writer
     assert b[names[3]] == names[2]  # a writer waits for its predecessor, whoever made it
     assert b[names[4]] == names[3] and b[names[7]] == names[6]
+
+
+def test_every_naming_family_makes_names_that_read_back_as_its_kinds() -> None:
+    from zksync._core.queue import NAMINGS
+
+    for family in NAMINGS.values():
+        for kind in family.prefixes:
+            guid = family.guid()
+            entry = parse(f"{family.prefix(kind, guid)}0000000042")
+            assert entry is not None and (entry.kind, entry.guid, entry.seq) == (kind, guid, 42), family.name
+    assert set(NAMINGS["mutex"].prefixes) == {"write"}  # Curator's and go-zookeeper's mutex: exclusive only
+    assert NAMINGS["zksync"].prefix("read", "ab" * 16) == f"_c_{'ab' * 16}-read-"  # the Go original's name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
@@ -77,9 +78,20 @@ def queue_behind_a_writer(factory: Factory, pool: ThreadPoolExecutor, gates: Gat
     return holder, counters, log, gate, futures
 
 
-def test_uncontended_write_lock_cycle_takes_three_requests(zk_client: KazooClient) -> None:
-    mutex = RWMutex(zk_client, "/lock")
+NODE_NAMES = {
+    "zksync": r"_c_[0-9a-f]{32}-write-\d{10}",
+    "kazoo": r"[0-9a-f]{32}__lock__\d{10}",
+    "curator": r"_c_[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}-__WRIT__\d{10}",
+    "mutex": r"_c_[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}-lock-\d{10}",
+}
+
+
+@pytest.mark.parametrize("naming", sorted(NODE_NAMES))
+def test_uncontended_write_lock_cycle_takes_three_requests_in_every_naming(naming: str, zk_client: KazooClient) -> None:
+    mutex = RWMutex(zk_client, "/lock", naming=naming)
     mutex.lock(timeout=scaled(5))  # the first cycle also creates /lock
+    (name,) = zk_client.get_children("/lock")
+    assert re.fullmatch(NODE_NAMES[naming], name), name  # the name the other library makes
     mutex.unlock()
     counter = RequestCounter(zk_client)
     for _ in range(5):
@@ -362,3 +374,23 @@ def test_with_block_raises_lock_lost_when_the_lock_was_lost_inside(
         close_session_of(client, f"{zk_hosts}{zk_chroot}")
         assert lease.wait_lost(scaled(10))
     assert mutex.held is None
+
+
+def test_a_child_of_no_known_naming_holds_off_readers_and_writers_and_is_reported_once(
+    zk_client: KazooClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    zk_client.create("/lock/left-behind-by-someone", makepath=True)
+    mutex = RWMutex(zk_client, "/lock")
+    with caplog.at_level("WARNING", logger="zksync.lock"):
+        for _ in range(2):
+            with pytest.raises(Timeout):
+                mutex.lock(timeout=scaled(0.3))
+            with pytest.raises(Timeout):
+                mutex.rlock(timeout=scaled(0.3))
+    warnings = [r.getMessage() for r in caplog.records if "fits no known lock naming" in r.getMessage()]
+    assert len(warnings) == 1 and "/lock/left-behind-by-someone" in warnings[0]
+    assert zk_client.get_children("/lock") == ["left-behind-by-someone"]  # our attempts left nothing
+    assert ("write", "left-behind-by-someone") in mutex.queue()
+    assert mutex.break_lock() == 1  # the operator's tool removes it, and the lock is free
+    mutex.lock(timeout=scaled(5))
+    mutex.unlock()

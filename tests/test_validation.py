@@ -123,3 +123,22 @@ def test_errors_form_one_hierarchy() -> None:
     assert issubclass(zksync.Timeout, TimeoutError)
     assert issubclass(zksync.InvalidArgument, ValueError)
     assert issubclass(zksync.AccessDenied, PermissionError)
+
+
+@pytest.mark.parametrize("naming", ["", "Zksync", "go", None, 3])
+def test_an_unknown_naming_family_is_refused(zk_client: KazooClient, naming: Any) -> None:
+    with pytest.raises(InvalidArgument, match="naming must be one of 'zksync', 'kazoo', 'curator', 'mutex'"):
+        RWMutex(zk_client, "/lock", naming=naming)
+    assert tree(zk_client) == set()
+
+
+def test_the_mutex_naming_has_no_read_lock_and_asking_for_one_changes_nothing(zk_client: KazooClient) -> None:
+    mutex = RWMutex(zk_client, "/lock", naming="mutex")
+    with pytest.raises(InvalidArgument, match="naming 'mutex' has no read lock"):
+        mutex.rlock(timeout=scaled(1))
+    with pytest.raises(InvalidArgument), mutex.read(timeout=scaled(1)):
+        pass
+    assert tree(zk_client) == set()
+    assert mutex.held is None
+    mutex.lock(timeout=scaled(5))
+    mutex.unlock()

@@ -131,6 +131,10 @@ class SessionWatch:
         return self._generation
 
     @property
+    def chroot(self) -> str:
+        return str(self.client.chroot or "")
+
+    @property
     def session_id(self) -> int | None:
         cid = self.client.client_id
         return cid[0] if cid else None

@@ -1,7 +1,11 @@
 """Barrier (set / unset / wait) and DoubleBarrier (enter / exit with N participants).
 
-A Barrier is set while the persistent node ``path/set`` exists: a set barrier survives its
-setter's crash, and only ``unset`` releases the waiters.  A DoubleBarrier's participants are
+A Barrier is set while the persistent node ``path`` exists, as in the Go original (a Go
+``Barrier`` on the same path is the same barrier): a set barrier survives its setter's crash,
+and only ``unset`` releases the waiters.  ``acl`` applies to the barrier node and to the
+parents ``set`` creates; who may set and unset is decided by the parent's ACL, so guard a
+barrier by putting it under a parent made with the ACL (``Barrier(c, "/gates/deploy", acl=...)``
+creates ``/gates`` with it).  A DoubleBarrier's participants are
 ephemeral-sequential children of ``path``; the arrival that completes the count names the
 round's members in ``path/ready``, and the lowest member sees everybody leave.  The protocol,
 with its request counts, is described in :mod:`zksync._core.barrier`.

@@ -3,7 +3,7 @@
     zksync ensemble up|down|status [--size 3]
     zksync run PLAN.py [--instances N] [--case NAME] [--param k=v ...] [--collect] [--timeout S]
     zksync inspect PATH
-    zksync lock PATH [--read] [--timeout S] -- COMMAND ...
+    zksync lock PATH [--read] [--naming FAMILY] [--timeout S] -- COMMAND ...
 
 Exit codes: 0 success; 1 an instance (or the locked command) failed; 2 bad usage or input;
 3 the ensemble cannot be reached; 4 the plan cannot be run (missing, does not compile, crashed
@@ -30,7 +30,7 @@ from typing import Any
 from kazoo.client import KazooClient
 
 from . import RWMutex, connect
-from ._core.queue import ordered
+from ._core.queue import NAMINGS, ordered
 from .errors import ConnectionLost, InvalidArgument, Timeout, ZkSyncError
 from .runtime import parse_params
 from .testing.ensemble import Ensemble, EnsembleError, four_letter
@@ -353,7 +353,8 @@ def _since(ctime_ms: int) -> str:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from ._core.barrier import READY, SET_MARKER, _participants
+    from ._core.barrier import READY, SET_MARKER, _participants, _Round
+    from ._core.sequence import distance
     from ._util import check_path
 
     path = check_path(args.path, "inspect")
@@ -361,12 +362,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     try:
         stat = client.exists(path)
         if stat is None:
-            print(f"{path}: does not exist")
+            print(f"{path}: does not exist (as a Barrier: not set)")
             return 0
         children = client.get_children(path)
         queue = ordered(children)
         participants = _participants(children)
-        if queue:
+        if any(not entry.stranger for entry in queue):
             print(f"{path}: lock queue ({len(queue)})")
             for position, entry in enumerate(queue):
                 node = client.exists(f"{path}/{entry.name}")
@@ -386,10 +387,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             for p in participants:
                 print(f"  {p.name}")
             if READY in children:
-                data, _ = client.get(f"{path}/{READY}")
-                members = set(json.loads(data.decode() or "{}").get("members", []))
-                present = {p.seq for p in participants}
-                print(f"  round released: {len(members)} members, {len(members - present)} gone")
+                round_ = _Round.decode(client.get(f"{path}/{READY}")[0])
+                if round_ is not None:
+                    size = distance(round_.low, round_.high) + 1 - len(round_.excluded)
+                    present = sum(1 for p in participants if p.seq in round_)
+                    print(f"  round released: {size} members, {size - present} gone")
         elif {"states", "instances", "topics", "joined"} & set(children):
             print(f"{path}: sync run")
             for state in sorted(_children(client, f"{path}/states")):
@@ -398,11 +400,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                 print(f"  topic {topic}: {client.exists(f'{path}/topics/{topic}').numChildren} message(s)")
             live = _children(client, f"{path}/instances")
             print(f"  instances present: {len(live)} of {len(_children(client, f'{path}/joined'))} joined")
-        elif set(children) <= {SET_MARKER}:
-            if SET_MARKER in children:
-                print(f"{path}: barrier set since {_since(client.exists(f'{path}/{SET_MARKER}').ctime)}")
-            else:
-                print(f"{path}: barrier not set")
+        elif not children:  # a Barrier is the node itself
+            print(f"{path}: no children (as a Barrier: barrier set since {_since(stat.ctime)})")
+        elif children == [SET_MARKER]:  # a Barrier in this library's earlier layout
+            print(f"{path}: barrier set since {_since(client.exists(f'{path}/{SET_MARKER}').ctime)} (earlier layout)")
         else:
             print(f"{path}: {len(children)} child node(s): {', '.join(sorted(children)[:20])}")
         return 0
@@ -426,7 +427,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
         raise Exit(EXIT_USAGE, "no command given: zksync lock PATH -- COMMAND ...")
     client = _reach(os.environ.get("ZOOKEEPER_PEERS", "").strip() or running_hosts() or "127.0.0.1:2181")
     try:
-        mutex = RWMutex(client, args.path)
+        mutex = RWMutex(client, args.path, naming=args.naming)
         try:
             lease = mutex.rlock(args.timeout) if args.read else mutex.lock(args.timeout)
         except Timeout:
@@ -472,6 +473,9 @@ def parser() -> argparse.ArgumentParser:
     lock = sub.add_parser("lock", help="run a command while holding a lock (like flock)")
     lock.add_argument("path")
     lock.add_argument("--read", action="store_true")
+    lock.add_argument(
+        "--naming", choices=list(NAMINGS), default="zksync", help="node names another library on the path can see"
+    )
     lock.add_argument("--timeout", type=float, default=None)
     lock.add_argument("command", nargs="*", help="after --: the command to run")
     lock.set_defaults(func=cmd_lock)

@@ -9,6 +9,15 @@ One ``RWMutex`` object is one participant: it holds at most one lock (read or wr
 time.  It is **not reentrant**: ``lock()`` or ``rlock()`` while this object holds, or is
 acquiring, raises :class:`~zksync.errors.AlreadyHeld` at once instead of deadlocking.  Give each
 thread of control its own object.
+
+``naming`` picks the names of the nodes this object makes, so that another library locking the
+same path sees them: ``"zksync"`` (the default: the Go original's ``_c_<hex>-write-<seq>`` and
+``-read-``, which go-zookeeper's ``zk.Lock`` reads too), ``"kazoo"`` (``<hex>__lock__<seq>``,
+``__rlock__``), ``"curator"`` (``InterProcessReadWriteLock``'s ``_c_<uuid>-__WRIT__<seq>``,
+``__READ__``) or ``"mutex"`` (``_c_<uuid>-lock-<seq>``, the name of Curator's
+``InterProcessMutex`` and go-zookeeper's ``zk.Lock``: write locks only, ``rlock()`` raises
+:class:`~zksync.errors.InvalidArgument`).  Whatever it makes, it reads every family as a
+contender of the right kind.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from kazoo.security import ACL
 from ._core.lock import LeaseBase, LockEngine
 from ._core.queue import READ as READ_KIND
 from ._core.queue import WRITE as WRITE_KIND
-from ._core.queue import Kind
+from ._core.queue import Kind, naming_for
 from ._core.requests import Requests
 from ._drive.blocking import run
 from ._session import session_for
@@ -64,11 +73,14 @@ class RWMutexBase(Generic[L]):
     recipe = "RWMutex"
     lease_type: type[L]
 
-    def __init__(self, client: KazooClient, path: str, acl: list[ACL] | None = None) -> None:
+    def __init__(self, client: KazooClient, path: str, acl: list[ACL] | None = None, naming: str = "zksync") -> None:
         self.path = check_path(path, self.recipe)
         self.acl = check_acl(acl, self.recipe)
+        family = naming_for(naming, self.path, self.recipe)
+        self.naming = family.name
         self._session = session_for(client, self.recipe)
-        self._engine = LockEngine(Requests(self._session, self.recipe, self.path), self.acl, self.lease_type)
+        requests = Requests(self._session, self.recipe, self.path)
+        self._engine = LockEngine(requests, self.acl, self.lease_type, family)
 
     @property
     def lease(self) -> L | None:

@@ -1,12 +1,17 @@
 """Barrier (set / unset / wait) and DoubleBarrier (enter / exit with N participants).
 
 Barrier
-    ``path`` is the barrier's root (created with ``acl``); the barrier is *set* while the
-    persistent child ``path/set`` exists.  Being persistent, a set barrier survives its setter's
-    disconnect or crash: waiters are released only by an explicit ``unset``.  Who may set and
-    unset is governed by the root's ACL (CREATE and DELETE on ``path``).  ``wait`` and
-    ``is_set`` first sync their member with the leader, so a wait that starts after ``set()``
-    returned anywhere sees the barrier set (plain ZooKeeper reads may lag behind).
+    The barrier is *set* while the persistent node ``path`` itself exists, as in the Go
+    original (so a Go ``Barrier`` and this one on the same path are one barrier).  Being
+    persistent, a set barrier survives its setter's disconnect or crash: waiters are released
+    only by an explicit ``unset``.  ``set`` creates the node and any missing parent with
+    ``acl``; who may set and unset is then decided by the *parent's* ACL (CREATE and DELETE
+    on the parent of ``path``), so a guarded barrier lives under a parent made with that ACL
+    (``set`` makes it so when it creates the parent).  ``wait`` and ``is_set`` first sync
+    their member with the leader, so a wait that starts after ``set()`` returned anywhere sees
+    the barrier set (plain ZooKeeper reads may lag behind).  A barrier node has no children;
+    this library's layout before it shared the Go original's (a child ``set`` under ``path``)
+    still reads as set, and ``unset`` removes it.
 
 DoubleBarrier
     Participants are ephemeral-sequential children ``{identifier}.{guid}.{seq}`` of
@@ -38,18 +43,18 @@ import re
 import threading
 from dataclasses import dataclass
 
-from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError, NotEmptyError
 from kazoo.protocol.states import EventType, WatchedEvent
 from kazoo.security import ACL
 
 from .._util import Deadline, check_name, check_timeout
-from ..errors import AlreadyHeld, ConnectionLost, NotHeld, Timeout, translate
+from ..errors import AlreadyHeld, ConnectionLost, InvalidState, NotHeld, Timeout, translate
 from .effects import WATCH, Check, Create, Delete, Forget, Machine, Multi, Release, SetData, Sweep, Wait
 from .queue import CLEANUP_WAIT, protected_create
 from .requests import Requests, failed_step
 from .sequence import SEQUENCE_PATTERN, between, distance, next_from_stat, next_sequence, parse_sequence, queue_order
 
-SET_MARKER = "set"
+SET_MARKER = "set"  # this library's barrier marker before the barrier became the node at the path
 READY = "ready"
 MEMBER_VERSION = 0  # a member's node keeps its first version until the monitor marks its own on exit
 MONITOR_DONE = b"all-left"  # the monitor's last word, in the transaction that deletes its node
@@ -136,23 +141,36 @@ class BarrierCore:
         self.requests = requests
         self.path = requests.path
         self.acl = acl
-        self.marker = f"{self.path}/{SET_MARKER}"
 
     def set(self) -> Machine[bool]:
         """Set the barrier; False when it was already set."""
         r = self.requests
-        return (yield from r.create(self.marker, r.default_deadline(), acl=self.acl)) is not None
+        return (yield from r.create(self.path, r.default_deadline(), acl=self.acl)) is not None
 
     def unset(self) -> Machine[bool]:
         """Lift the barrier, releasing every waiter; False when it was not set."""
         r = self.requests
-        return (yield from r.delete(self.marker, r.default_deadline()))
+        deadline = r.default_deadline()
+        try:
+            yield from r.call(Delete(self.path), deadline, expected=(NoNodeError, NotEmptyError))
+            return True
+        except NoNodeError:
+            return False
+        except NotEmptyError:
+            pass
+        children = yield from r.get_children(self.path, deadline, missing_ok=True)
+        if children != [SET_MARKER]:
+            shown = ", ".join(sorted(children)[:5])
+            raise InvalidState(f"{self.path} has children ({shown}): it is not a barrier node", path=self.path)
+        # the layout before the barrier became the node itself: remove both in one step
+        results = yield from r.commit(Multi((Delete(f"{self.path}/{SET_MARKER}"), Delete(self.path))), deadline)
+        return failed_step(results) is None
 
     def is_set(self) -> Machine[bool]:
         r = self.requests
         deadline = r.default_deadline()
         yield from r.sync(self.path, deadline)
-        return (yield from r.exists(self.marker, deadline)) is not None
+        return (yield from r.exists(self.path, deadline)) is not None
 
     def wait(self, timeout: float | None) -> Machine[None]:
         """Return once the barrier is not set; :class:`Timeout` after ``timeout`` seconds."""
@@ -161,7 +179,7 @@ class BarrierCore:
         r.ensure_usable()
         # a wait that starts after set() returned elsewhere must see it, whichever member we read
         yield from r.sync(self.path, deadline)
-        while (yield from r.exists(self.marker, deadline, watch=WATCH)) is not None:
+        while (yield from r.exists(self.path, deadline, watch=WATCH)) is not None:
             yield from r.wait(deadline, "waiting for the barrier to be unset")
 
 

@@ -19,9 +19,9 @@ from kazoo.protocol.states import ZnodeStat
 from kazoo.security import ACL
 
 from .._util import Deadline, check_timeout
-from ..errors import AlreadyHeld, LockLost, NotHeld
+from ..errors import AlreadyHeld, InvalidArgument, LockLost, NotHeld
 from .effects import Machine, Release, Sweep
-from .queue import RELEASE_WAIT, Attempt, Kind, ordered, parse
+from .queue import NAMINGS, RELEASE_WAIT, Attempt, Kind, Naming, ordered, parse
 from .requests import Requests
 
 log = logging.getLogger("zksync.lock")
@@ -107,12 +107,15 @@ L = TypeVar("L", bound=LeaseBase)
 class LockEngine(Generic[L]):
     """The lock state of one participant at ``path`` (the lock nodes are its children)."""
 
-    def __init__(self, requests: Requests, acl: list[ACL] | None, lease_type: type[L]) -> None:
+    def __init__(
+        self, requests: Requests, acl: list[ACL] | None, lease_type: type[L], naming: Naming = NAMINGS["zksync"]
+    ) -> None:
         self.requests = requests
         self.path = requests.path
         self.recipe = requests.recipe
         self.acl = acl
         self.lease_type = lease_type
+        self.naming = naming
         self._state = threading.Lock()
         self._busy = False
         self._lease: L | None = None
@@ -133,6 +136,12 @@ class LockEngine(Generic[L]):
     def acquire(self, kind: Kind, timeout: float | None) -> Machine[L]:
         """Wait until ``kind`` is granted; :class:`Timeout` after ``timeout`` seconds."""
         deadline = Deadline(check_timeout(timeout))
+        if kind.name not in self.naming.prefixes:
+            raise InvalidArgument(
+                f"naming {self.naming.name!r} has no {kind.name} lock (its nodes are exclusive locks only)",
+                path=self.path,
+                recipe=self.recipe,
+            )
         self.requests.ensure_usable()
         with self._state:
             if self._busy or self._lease is not None:
@@ -149,7 +158,7 @@ class LockEngine(Generic[L]):
 
     def _take(self, kind: Kind, deadline: Deadline) -> Machine[L]:
         session = self.requests.session
-        attempt = Attempt(self.requests, self.path, kind, self.acl)
+        attempt = Attempt(self.requests, self.path, kind, self.acl, self.naming)
         holder: list[L] = []
 
         def on_lost(reason: str) -> None:  # on the session's thread

@@ -26,58 +26,128 @@ again.
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from kazoo.protocol.states import EventType, WatchedEvent, ZnodeStat
 from kazoo.security import ACL
 
 from .._util import Deadline
-from ..errors import ConnectionLost, Timeout
+from ..errors import ConnectionLost, InvalidArgument, Timeout
 from .effects import WATCH, Forget, Machine, Release, Sweep
 from .requests import Requests
 from .sequence import SEQUENCE_PATTERN, parse_sequence, queue_order
+
+log = logging.getLogger("zksync.lock")
 
 RELEASE_WAIT = 5.0  # seconds a release waits for the server's answer before deferring
 CLEANUP_WAIT = 1.0  # the same after a failed or timed-out attempt: the caller's error must not wait long
 HANDOFF_DATA = b"released"  # written by a holder's release, in the same transaction as the delete
 
-_NAME = re.compile(rf"^(?P<kind>[a-z]+)-(?P<guid>[0-9a-f]{{32}})-(?P<seq>{SEQUENCE_PATTERN})$")
 
-# Other libraries' lock nodes on the same path, and the kind each one asks for.  A queue
-# reader counts them as contenders, so that a lock shared with them excludes in both
-# directions once they can see our nodes too.
-_FOREIGN: tuple[tuple[re.Pattern[str], dict[str, str]], ...] = (
-    # the Go original (go-zookeeper's CreateProtectedEphemeralSequential): _c_<32 hex>-read-<seq>
-    (re.compile(rf"^_c_(?P<guid>[0-9a-f]{{32}})-(?P<marker>read|write)-(?P<seq>{SEQUENCE_PATTERN})$"), {}),
+def _hex32() -> str:
+    return uuid.uuid4().hex
+
+
+def _uuid36() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class Naming:
+    """A family of lock node names: ``prefixes`` maps a lock kind's name to the node prefix
+    (``{guid}`` is filled with a fresh ``guid()``; the server appends the sequence), and
+    ``pattern`` reads such names back, with groups ``guid``, ``marker`` and ``seq``;
+    ``markers`` maps a marker to the kind it stands for (a marker missing there is the kind's
+    own name)."""
+
+    name: str
+    prefixes: Mapping[str, str]
+    guid: Callable[[], str]
+    pattern: re.Pattern[str]
+    markers: Mapping[str, str]
+
+    def prefix(self, kind: str, guid: str) -> str:
+        return self.prefixes[kind].replace("{guid}", guid)
+
+
+def _family(
+    name: str, prefixes: dict[str, str], guid: Callable[[], str], pattern: str, markers: dict[str, str]
+) -> Naming:
+    return Naming(name, prefixes, guid, re.compile(rf"^{pattern}(?P<seq>{SEQUENCE_PATTERN})$"), markers)
+
+
+_HEX32 = "(?P<guid>[0-9a-f]{32})"
+_UUID36 = "(?P<guid>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+
+#: The families this library can make, by the name ``RWMutex(naming=...)`` takes.
+NAMINGS: dict[str, Naming] = {
+    # the Go original (go-zookeeper's CreateProtectedEphemeralSequential of "write-"/"read-"):
+    # go-zookeeper's zk.Lock reads these too (it splits names on "-")
+    "zksync": _family(
+        "zksync",
+        {"write": "_c_{guid}-write-", "read": "_c_{guid}-read-"},
+        _hex32,
+        f"_c_{_HEX32}-(?P<marker>read|write)-",
+        {},
+    ),
     # kazoo: Lock and WriteLock <uuid4 hex>__lock__<seq>, ReadLock <uuid4 hex>__rlock__<seq>
-    (
-        re.compile(rf"^(?P<guid>[0-9a-f]{{32}})__(?P<marker>lock|rlock)__(?P<seq>{SEQUENCE_PATTERN})$"),
+    "kazoo": _family(
+        "kazoo",
+        {"write": "{guid}__lock__", "read": "{guid}__rlock__"},
+        _hex32,
+        f"{_HEX32}__(?P<marker>lock|rlock)__",
         {"lock": "write", "rlock": "read"},
     ),
-    # Curator's InterProcessReadWriteLock: _c_<uuid>-__READ__<seq>, _c_<uuid>-__WRIT__<seq>
-    (
-        re.compile(rf"^_c_(?P<guid>[0-9a-f-]{{36}})-__(?P<marker>READ|WRIT)__(?P<seq>{SEQUENCE_PATTERN})$"),
+    # Curator's InterProcessReadWriteLock: _c_<uuid>-__WRIT__<seq>, _c_<uuid>-__READ__<seq>
+    "curator": _family(
+        "curator",
+        {"write": "_c_{guid}-__WRIT__", "read": "_c_{guid}-__READ__"},
+        _uuid36,
+        f"_c_{_UUID36}-__(?P<marker>READ|WRIT)__",
         {"READ": "read", "WRIT": "write"},
     ),
-    # Curator's InterProcessMutex and go-zookeeper's zk.Lock: _c_<uuid or 32 hex>-lock-<seq>
-    (
-        re.compile(rf"^_c_(?P<guid>[0-9a-f-]{{32,36}})-(?P<marker>lock)-(?P<seq>{SEQUENCE_PATTERN})$"),
+    # Curator's InterProcessMutex (and its leader selector), go-zookeeper's zk.Lock: exclusive only
+    "mutex": _family(
+        "mutex",
+        {"write": "_c_{guid}-lock-"},
+        _uuid36,
+        "_c_(?P<guid>[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})-(?P<marker>lock)-",
         {"lock": "write"},
     ),
+}
+
+
+def naming_for(name: object, path: str, recipe: str) -> Naming:
+    """The family called ``name``; :class:`InvalidArgument` for anything else."""
+    if isinstance(name, str) and name in NAMINGS:
+        return NAMINGS[name]
+    known = ", ".join(repr(n) for n in NAMINGS)
+    raise InvalidArgument(f"naming must be one of {known}, got {name!r}", path=path, recipe=recipe)
+
+
+# this library's names before the naming families: {kind}-{guid}-{seq}
+_LEGACY = re.compile(rf"^(?P<marker>read|write)-{_HEX32}-(?P<seq>{SEQUENCE_PATTERN})$")
+_READERS: tuple[tuple[re.Pattern[str], Mapping[str, str]], ...] = (
+    (_LEGACY, {}),
+    *((family.pattern, family.markers) for family in NAMINGS.values()),
 )
 
 
 @dataclass(frozen=True, order=True)
 class Entry:
-    """One node of a queue, ordered by its sequence number."""
+    """One node of a queue, ordered by its sequence number.  A ``stranger`` is a child that
+    fits no naming family: it counts as a writer ahead of every other entry."""
 
     seq: int
     kind: str
     guid: str
     name: str
+    stranger: bool = field(default=False, compare=False)
 
 
 # A rule gets the entries ahead of ours (in queue order) and names the one to wait for.
@@ -95,35 +165,63 @@ class Kind:
 
 
 def parse(name: str) -> Entry | None:
-    """The entry a child name stands for (ours, or another library's lock node); None for
-    names that are neither."""
-    match = _NAME.match(name)
-    if match is not None:
-        seq = parse_sequence(match["seq"])
-        return Entry(seq, match["kind"], match["guid"], name) if seq is not None else None
-    for pattern, kinds in _FOREIGN:
+    """The entry a child name stands for (a lock node of any known family); None for names
+    that are not."""
+    for pattern, markers in _READERS:
         match = pattern.match(name)
         if match is not None:
             seq = parse_sequence(match["seq"])
-            kind = kinds.get(match["marker"], match["marker"])
+            kind = markers.get(match["marker"], match["marker"])
             return Entry(seq, kind, match["guid"], name) if seq is not None else None
     return None
 
 
 def ordered(children: Sequence[str], keep_duplicates: bool = False) -> list[Entry]:
-    """Our entries in queue order.  A create whose reply was lost can land twice (the request
-    was still in flight when we looked for it); both nodes carry the attempt's GUID, and only
-    the first counts: later duplicates are dropped here and deleted by their owner."""
-    entries = queue_order(sorted(entry for entry in map(parse, children) if entry is not None), key=_seq)
+    """The queue in order: first every child that fits no naming family (a writer ahead of
+    everybody, since nobody can tell where it stands: safety first, until it is removed), then
+    the lock nodes by sequence.  A create whose reply was lost can land twice (the request was
+    still in flight when we looked for it); both nodes carry the attempt's GUID, and only the
+    first counts: later duplicates are dropped here and deleted by their owner."""
+    entries: list[Entry] = []
+    strangers: list[Entry] = []
+    for name in children:
+        entry = parse(name)
+        if entry is not None:
+            entries.append(entry)
+        else:
+            strangers.append(Entry(0, WRITE.name, name, name, stranger=True))
+    entries = queue_order(sorted(entries), key=_seq)
+    strangers.sort(key=lambda entry: entry.name)
     if keep_duplicates:
-        return entries
+        return strangers + entries
     seen: set[str] = set()
     unique = []
     for entry in entries:
         if entry.guid not in seen:
             seen.add(entry.guid)
             unique.append(entry)
-    return unique
+    return strangers + unique
+
+
+_warned: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
+_WARN_AT_MOST = 10_000  # strangers remembered per process, so that the set cannot grow without bound
+
+
+def warn_strangers(queue: str, entries: Sequence[Entry]) -> None:
+    """Log once per process for each stranger in ``queue``: it holds the lock up until removed."""
+    for entry in entries:
+        if not entry.stranger:
+            continue
+        with _warned_lock:
+            if (queue, entry.name) in _warned or len(_warned) >= _WARN_AT_MOST:
+                continue
+            _warned.add((queue, entry.name))
+        log.warning(
+            "%s/%s fits no known lock naming: it is treated as a writer ahead of every waiter until it is removed",
+            queue,
+            entry.name,
+        )
 
 
 def _seq(entry: Entry) -> int:
@@ -175,11 +273,14 @@ class Place:
 class Attempt:
     """One attempt to take a place in a queue; ``lost`` is set when the session is lost."""
 
-    def __init__(self, requests: Requests, queue: str, kind: Kind, acl: list[ACL] | None) -> None:
+    def __init__(
+        self, requests: Requests, queue: str, kind: Kind, acl: list[ACL] | None, naming: Naming = NAMINGS["zksync"]
+    ) -> None:
         self.requests = requests
         self.queue = queue
         self.kind = kind
         self.acl = acl
+        self.naming = naming
         self.node: str | None = None
         self.lost = False
         self.tainted_guids: list[str] = []
@@ -225,11 +326,14 @@ class Attempt:
         everything = ordered((yield from self.requests.get_children(self.queue, deadline)), keep_duplicates=True)
         for twin in [e for e in everything if e.guid == own.guid and e.name != own.name]:
             yield from self.requests.delete(f"{self.queue}/{twin.name}", deadline)  # a late duplicate of ours
-        return ordered([e.name for e in everything if e.guid != own.guid or e.name == own.name])
+        entries = ordered([e.name for e in everything if e.guid != own.guid or e.name == own.name])
+        warn_strangers(f"{self.requests.session.chroot}{self.queue}", entries)
+        return entries
 
     def _create(self, deadline: Deadline) -> Machine[Place]:
+        naming = self.naming
         place = yield from protected_create(
-            self.requests, self.queue, f"{self.kind.name}-{{guid}}-", deadline, self.acl
+            self.requests, self.queue, naming.prefixes[self.kind.name], deadline, self.acl, guid=naming.guid()
         )
         self.node = place.path
         if place.tainted:
@@ -245,12 +349,18 @@ class Attempt:
 
 
 def protected_create(
-    requests: Requests, parent: str, pattern: str, deadline: Deadline, acl: list[ACL] | None, value: bytes = b""
+    requests: Requests,
+    parent: str,
+    pattern: str,
+    deadline: Deadline,
+    acl: list[ACL] | None,
+    value: bytes = b"",
+    guid: str | None = None,
 ) -> Machine[Place]:
-    """Create an ephemeral-sequential child ``parent/pattern`` (``{guid}`` is filled with a
-    fresh GUID) and survive a lost reply: after a connection loss, look for the GUID among the
-    children and adopt the node only if our current session owns it."""
-    guid = uuid.uuid4().hex
+    """Create an ephemeral-sequential child ``parent/pattern`` (``{guid}`` is filled with
+    ``guid``, a fresh hex GUID by default) and survive a lost reply: after a connection loss,
+    look for the GUID among the children and adopt the node only if our current session owns it."""
+    guid = guid or uuid.uuid4().hex
     prefix = f"{parent}/{pattern.replace('{guid}', guid)}"
     tainted = False
     while True:
@@ -295,6 +405,7 @@ def handed_over(event: WatchedEvent | None, blocker_path: str, blocker: Entry) -
         and event.type == EventType.CHANGED
         and event.path == blocker_path
         and is_exclusive(blocker.kind)
+        and not blocker.stranger
     )
 
 
