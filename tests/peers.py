@@ -66,25 +66,29 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-def _built(kind: str, needs: tuple[str, ...], artefact: Path) -> Path:
-    """The build folder of peer ``kind``, checked: present and built from today's sources."""
-    missing = [tool for tool in needs if shutil.which(tool) is None]
-    if missing:
-        _unavailable(f"the {kind} peer needs {', '.join(missing)}, not found on PATH")
+def _built(kind: str, build_tools: tuple[str, ...], artefact: Path) -> Path:
+    """The build folder of peer ``kind``, built from today's sources; skip (fail in CI) when
+    ``build_tools`` are missing to build it, fail when it merely was not (re)built."""
     folder = tools() / kind
     stamp = folder / "stamp"
-    if not artefact.exists() or not stamp.exists():
+    built = artefact.exists() and stamp.exists()
+    if built and stamp.read_text().strip() == source_hash(HERE / kind):
+        return folder
+    missing = [tool for tool in build_tools if shutil.which(tool) is None]
+    if missing:
+        _unavailable(f"the {kind} peer cannot be built here: {', '.join(missing)} not found on PATH")
+    if not built:
         pytest.fail(f"the {kind} peer is not built in {folder}: run .ci/setup", pytrace=False)
-    if stamp.read_text().strip() != source_hash(HERE / kind):
-        pytest.fail(f"the {kind} peer in {folder} was built from older sources: run .ci/setup", pytrace=False)
-    return folder
+    pytest.fail(f"the {kind} peer in {folder} was built from older sources: run .ci/setup", pytrace=False)
 
 
 def command_for(recipe: str) -> list[str]:
     """The program (argv) that runs ``recipe``; skips or fails when it cannot be had."""
     if recipe in CURATOR_RECIPES:
         folder = tools() / "curator"
-        _built("curator", ("mvn", "javac", "java"), folder / "classes")
+        _built("curator", ("mvn", "javac"), folder / "classes")
+        if shutil.which("java") is None:
+            _unavailable("the curator peer cannot run here: java not found on PATH")
         classpath = f"{folder / 'classes'}:{(folder / 'classpath').read_text().strip()}"
         java = ["java", *JAVA_OPTIONS, "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", classpath]
         return [*java, "zksync.peers.CuratorPeer"]
