@@ -63,7 +63,7 @@ class Pair:
         return PEER_NAMES[self.recipe][1] is not None and FAMILY_NAMES[self.naming][1] is not None
 
     def __str__(self) -> str:
-        return f"{self.recipe}~{self.naming}"
+        return f"{self.recipe}-with-{self.naming}"
 
 
 PAIRS = [
@@ -192,18 +192,18 @@ def test_peer_and_zksync_readers_share_and_a_writer_of_either_waits_for_both(
         peer_writer = peer(pair.recipe)
         peer_writer.send("lock")
         peer_writer.assert_waiting()
-        reader.runlock()
-        peer_writer.assert_waiting()  # the peer's reader still holds
         peer_reader.ok("unlock")
+        peer_writer.assert_waiting()  # zksync's reader still holds
+        reader.runlock()
         peer_writer.expect_ok(peer_writer.reply())
     else:
         writer = mutex(zk_client_factory, pair)
         waiting = pool.submit(writer.lock, scaled(10))
         sleep(0.5)
-        peer_reader.ok("unlock")
-        sleep(0.5)
-        assert not waiting.done()  # zksync's reader still holds
         reader.runlock()
+        sleep(0.5)
+        assert not waiting.done()  # the peer's reader still holds
+        peer_reader.ok("unlock")
         settle(waiting)
         writer.unlock()
 
