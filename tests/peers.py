@@ -122,7 +122,8 @@ class Peer:
             start_new_session=True,  # its own process group: kill() takes all of it
         )
         self._lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, name=f"peer-{recipe}", daemon=True).start()
+        self._reader = threading.Thread(target=self._read, name=f"peer-{recipe}", daemon=True)
+        self._reader.start()
         first = self._next(scaled(READY_WAIT), "ready")
         if first != "ready":
             self.kill()
@@ -219,6 +220,7 @@ class Peer:
             except (OSError, subprocess.TimeoutExpired):
                 pass
         self.kill()
+        self._reader.join(timeout=scaled(CLOSE_WAIT))  # it has read to the end of the output
         for stream in (self.process.stdin, self.process.stdout):
             if stream is not None:
                 try:

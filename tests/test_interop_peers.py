@@ -22,7 +22,7 @@ from kazoo.client import KazooClient
 import zksync
 from zksync.testing.timing import scaled, sleep
 
-from .conftest import close_session_of, settle
+from .conftest import close_session_of, settle, wait_until
 from .peers import Peer
 
 Factory = Callable[..., KazooClient]
@@ -239,9 +239,10 @@ def test_a_zksync_waiter_queued_between_two_peers_gets_in_before_the_later_peer(
 ) -> None:
     holder, late = peer(pair.recipe), peer(pair.recipe)
     holder.ok("lock")
+    admin = zk_client_factory()
     queued = mutex(zk_client_factory, pair)
     waiting = pool.submit(queued.lock, scaled(10))
-    sleep(0.5)
+    wait_until(lambda: len(admin.get_children("/shared")) == 2, what="zksync's node queued")
     late.send("lock")  # behind zksync's node
     late.assert_waiting()
     holder.ok("unlock")
@@ -257,9 +258,11 @@ def test_a_peer_waiter_queued_between_two_zksync_clients_gets_in_before_the_late
 ) -> None:
     holder = mutex(zk_client_factory, pair)
     holder.lock(timeout=scaled(5))
+    admin = zk_client_factory()
     queued = peer(pair.recipe)
     queued.send("lock")
     queued.assert_waiting()
+    wait_until(lambda: len(admin.get_children("/shared")) == 2, what="the peer's node queued")
     late = mutex(zk_client_factory, pair)
     waiting = pool.submit(late.lock, scaled(10))
     sleep(0.5)
