@@ -64,6 +64,41 @@ class Lease:
     def wait_lost(self, timeout: float | None = None) -> bool:
         return loop().call(self.aio.wait_lost(timeout))
 
+    def transaction(self) -> Transaction:
+        return Transaction(self.aio.transaction())
+
+
+class Transaction:
+    """An asyncio lease's transaction, committed like the blocking API's."""
+
+    def __init__(self, transaction: zksync.aio.Transaction) -> None:
+        self.aio = transaction
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.aio, name)
+
+    def commit(self, timeout: float | None = None) -> list[Any]:
+        return loop().call(self.aio.commit(timeout))
+
+    def __enter__(self) -> Transaction:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if kind is None:
+            self.commit()
+
+
+class _Locked:
+    """``zksync.aio.locked`` called like ``zksync.locked``."""
+
+    def __getattr__(self, name: str) -> Any:
+        call = getattr(zksync.aio.locked, name)
+
+        def blocking(*args: Any, **kwargs: Any) -> Any:
+            return loop().call(call(*args, **kwargs))
+
+        return blocking
+
 
 @contextlib.contextmanager
 def _blocking(manager: contextlib.AbstractAsyncContextManager[T]) -> Iterator[T]:
@@ -283,14 +318,21 @@ class Sync:
         return bridged
 
 
-FRONTENDS = {
+FRONTENDS: dict[str, dict[str, Any]] = {
     "blocking": {
         "RWMutex": zksync.RWMutex,
         "Barrier": zksync.Barrier,
         "DoubleBarrier": zksync.DoubleBarrier,
         "Sync": zksync.Sync,
+        "locked": zksync.locked,
     },
-    "asyncio": {"RWMutex": RWMutex, "Barrier": Barrier, "DoubleBarrier": DoubleBarrier, "Sync": Sync},
+    "asyncio": {
+        "RWMutex": RWMutex,
+        "Barrier": Barrier,
+        "DoubleBarrier": DoubleBarrier,
+        "Sync": Sync,
+        "locked": _Locked(),
+    },
 }
 
 

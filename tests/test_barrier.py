@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from kazoo.client import KazooClient
 
-from zksync import AlreadyHeld, Barrier, DoubleBarrier, InvalidState, NotHeld, Timeout, ZkSyncError
+from zksync import AlreadyHeld, Barrier, DoubleBarrier, ForeignLayout, InvalidState, NotHeld, Timeout, ZkSyncError
 from zksync.testing.timing import scaled, sleep
 
 from .conftest import RequestCounter, WatchCounter, settle, tree, wait_until
@@ -105,6 +105,24 @@ def test_setter_disconnecting_does_not_release_waiters(zk_client_factory: Factor
 
 
 # ---- DoubleBarrier --------------------------------------------------------------------------
+def test_a_double_barrier_refuses_the_go_originals_layout_and_leaves_it_as_it_was(
+    zk_client: KazooClient, zk_client_factory: Factory
+) -> None:
+    go = zk_client_factory()
+    go.create("/db/go-worker-1", ephemeral=True, makepath=True)  # a Go round in progress: bare ids
+    go.create("/db/go-worker-2", ephemeral=True)
+    before = tree(zk_client)
+    with pytest.raises(ForeignLayout, match="Go zksync DoubleBarrier") as info:
+        DoubleBarrier(zk_client_factory(), "/db", 2, identifier="py").enter(timeout=scaled(5))
+    assert info.value.names == ["go-worker-1", "go-worker-2"]
+    wait_until(lambda: tree(zk_client) == before, what="our node removed")
+    go.create("/db/ready")  # the Go original's ready: no data, never removed
+    for participants in (1, 3):
+        with pytest.raises(ForeignLayout, match="ready"):
+            DoubleBarrier(zk_client_factory(), "/db", participants, identifier="py").enter(timeout=scaled(5))
+        wait_until(lambda: tree(zk_client) == before | {"/db/ready"}, what="our node removed")
+
+
 def enter_all(pool: ThreadPoolExecutor, barriers: list[DoubleBarrier], timeout: float = 20) -> list[Future[Any]]:
     """Every barrier's ``enter`` started in the pool, given ``timeout`` units of test time."""
     return [pool.submit(b.enter, scaled(timeout)) for b in barriers]

@@ -15,34 +15,47 @@ from typing import Any
 
 from kazoo.client import KazooClient
 
+from . import locked
 from ._session import install_timeout_probe
 from .barrier import Barrier, DoubleBarrier
 from .errors import (
     AccessDenied,
     AlreadyHeld,
+    BadVersion,
     ConnectionLost,
+    ForeignLayout,
     InvalidArgument,
     InvalidState,
     LockLost,
+    NodeError,
+    NodeExists,
+    NoNode,
+    NotEmpty,
     NotHeld,
     SessionExpired,
     Timeout,
     ZkSyncError,
 )
-from .rwmutex import Lease, RWMutex
+from .rwmutex import Lease, RWMutex, Transaction
 from .sync import BarrierAborted, ParticipantLost, Subscription, Sync, SyncTimeout
 
 __all__ = [
     "AccessDenied",
     "AlreadyHeld",
+    "BadVersion",
     "Barrier",
     "BarrierAborted",
     "ConnectionLost",
     "DoubleBarrier",
+    "ForeignLayout",
     "InvalidArgument",
     "InvalidState",
     "Lease",
     "LockLost",
+    "NoNode",
+    "NodeError",
+    "NodeExists",
+    "NotEmpty",
     "NotHeld",
     "ParticipantLost",
     "RWMutex",
@@ -51,9 +64,11 @@ __all__ = [
     "Sync",
     "SyncTimeout",
     "Timeout",
+    "Transaction",
     "ZkSyncError",
     "connect",
     "default_hosts",
+    "locked",
 ]
 
 __version__ = "0.1.0"

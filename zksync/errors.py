@@ -7,10 +7,16 @@
      +-- InvalidState           (also RuntimeError) unlock without lock, enter twice, ...
      |    +-- AlreadyHeld
      |    +-- NotHeld
+     |    +-- ForeignLayout     the path holds another library's nodes this recipe cannot share
      +-- Timeout                (also TimeoutError) a deadline passed; nothing is left behind
      +-- AccessDenied           (also PermissionError) the znode's ACL refused the request
      +-- ConnectionLost         (also ConnectionError) the ensemble could not be reached
      |    +-- SessionExpired    the session is gone, and every ephemeral node with it
+     +-- NodeError              a plain node operation was refused (zksync.locked, transactions)
+     |    +-- NoNode            (also LookupError) the node does not exist
+     |    +-- NodeExists        the node exists already
+     |    +-- BadVersion        the node's version is not the one given
+     |    +-- NotEmpty          the node has children
      +-- LockLost               a held lock (or barrier membership) can no longer be trusted
      +-- ParticipantLost        (Sync) an instance left without signalling a state
      +-- BarrierAborted         (Sync) somebody aborted the state
@@ -34,10 +40,16 @@ from kazoo.handlers.threading import KazooTimeoutError
 __all__ = [
     "AccessDenied",
     "AlreadyHeld",
+    "BadVersion",
     "ConnectionLost",
+    "ForeignLayout",
     "InvalidArgument",
     "InvalidState",
     "LockLost",
+    "NoNode",
+    "NodeError",
+    "NodeExists",
+    "NotEmpty",
     "NotHeld",
     "SessionExpired",
     "Timeout",
@@ -76,6 +88,15 @@ class NotHeld(InvalidState):
     """Release of something this recipe object does not hold."""
 
 
+class ForeignLayout(InvalidState):
+    """The recipe's path holds nodes laid out by another library (for example the Go
+    original's DoubleBarrier), which this recipe cannot share; ``names`` lists a few of them."""
+
+    def __init__(self, message: str, names: list[str], **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.names = names
+
+
 class Timeout(ZkSyncError, TimeoutError):
     """The deadline passed before the call could complete."""
 
@@ -90,6 +111,26 @@ class ConnectionLost(ZkSyncError, ConnectionError):
 
 class SessionExpired(ConnectionLost):
     """The ZooKeeper session expired (or the client was closed): ephemeral nodes are gone."""
+
+
+class NodeError(ZkSyncError):
+    """ZooKeeper refused an operation on a node for what the node is (or is not)."""
+
+
+class NoNode(NodeError, LookupError):
+    """The node (or, for a create, its parent) does not exist."""
+
+
+class NodeExists(NodeError):
+    """The node to create exists already."""
+
+
+class BadVersion(NodeError):
+    """The node's version is not the one the operation was conditioned on."""
+
+
+class NotEmpty(NodeError):
+    """The node to delete has children."""
 
 
 class LockLost(ZkSyncError):
@@ -136,6 +177,14 @@ def translate(path: str | None = None, recipe: str | None = None) -> Iterator[No
         raise ConnectionLost(_describe(exc, "connection to ZooKeeper lost"), path=path, recipe=recipe) from exc
     except KazooTimeoutError as exc:
         raise Timeout(_describe(exc, "timed out"), path=path, recipe=recipe) from exc
+    except kz.NoNodeError as exc:
+        raise NoNode(_describe(exc, "no such node"), path=path, recipe=recipe) from exc
+    except kz.NodeExistsError as exc:
+        raise NodeExists(_describe(exc, "the node exists"), path=path, recipe=recipe) from exc
+    except kz.BadVersionError as exc:
+        raise BadVersion(_describe(exc, "the node's version differs"), path=path, recipe=recipe) from exc
+    except kz.NotEmptyError as exc:
+        raise NotEmpty(_describe(exc, "the node has children"), path=path, recipe=recipe) from exc
     except (kz.BadArgumentsError, kz.MarshallingError) as exc:
         raise InvalidArgument(_describe(exc, "rejected by ZooKeeper"), path=path, recipe=recipe) from exc
     except kz.ZookeeperError as exc:

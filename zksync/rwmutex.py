@@ -25,19 +25,20 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from kazoo.client import KazooClient
 from kazoo.protocol.states import ZnodeStat
 from kazoo.security import ACL
 
-from ._core.lock import LeaseBase, LockEngine
+from ._core.lock import LeaseBase, LockEngine, held_requests
+from ._core.locked import TransactionBase
 from ._core.queue import READ as READ_KIND
 from ._core.queue import WRITE as WRITE_KIND
 from ._core.queue import Kind, naming_for
 from ._core.requests import Requests
 from ._drive.blocking import run
-from ._session import session_for
+from ._session import SessionWatch, session_for
 from ._util import check_acl, check_path, check_timeout
 from .errors import LockLost
 
@@ -62,6 +63,32 @@ class Lease(LeaseBase):
     def wait_lost(self, timeout: float | None = None) -> bool:
         """Block until the lease is lost (True) or the timeout passes (False)."""
         return self._lost_event.wait(check_timeout(timeout))
+
+    def transaction(self) -> Transaction:
+        """Writes that land together, and only while this lease still holds its lock::
+
+            with lease.transaction() as t:   # committed on leaving the block
+                t.set_data("/app/config", b"v2")
+                t.create("/app/config-history/v2", b"...")
+
+        Committed as one ZooKeeper transaction whose first step checks our lock node: when the
+        lock is gone (expired session, broken lock), :class:`LockLost` and nothing is written."""
+        return Transaction(self, held_requests(self))
+
+
+class Transaction(TransactionBase):
+    """Writes under a held lease (see :meth:`Lease.transaction`)."""
+
+    def commit(self, timeout: float | None = None) -> list[Any]:
+        """Send the writes; each one's result (a created path, a stat, True)."""
+        return run(self._commit(timeout), cast(SessionWatch, self.requests.session))
+
+    def __enter__(self) -> Transaction:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if kind is None:
+            self.commit()
 
 
 L = TypeVar("L", bound=LeaseBase)

@@ -48,7 +48,7 @@ from kazoo.protocol.states import EventType, WatchedEvent
 from kazoo.security import ACL
 
 from .._util import Deadline, check_name, check_timeout
-from ..errors import AlreadyHeld, ConnectionLost, InvalidState, NotHeld, Timeout, translate
+from ..errors import AlreadyHeld, ConnectionLost, ForeignLayout, InvalidState, NotHeld, Timeout, translate
 from .effects import WATCH, Check, Create, Delete, Forget, Machine, Multi, Release, SetData, Sweep, Wait
 from .queue import CLEANUP_WAIT, protected_create
 from .requests import Requests, failed_step
@@ -125,6 +125,13 @@ class _Round:
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
+
+
+def _is_json_object(data: bytes) -> bool:
+    try:
+        return isinstance(json.loads(data.decode()), dict)
+    except ValueError:
+        return False
 
 
 def _guid(name: str) -> str:
@@ -301,8 +308,11 @@ class DoubleBarrierCore:
                     ready_created = False
                     continue
                 data, stat = ready
+                described = _Round.decode(data)
+                if described is None and not _is_json_object(data):  # ours are (an older one may not parse)
+                    raise self._foreign([READY], f"its {READY} node holds {data[:40]!r}, not a round")
                 # a ready node made before our node existed cannot be for us
-                rnd = _Round.decode(data) if stat.czxid > my_czxid else None
+                rnd = described if stat.czxid > my_czxid else None
                 if rnd is not None and my_seq in rnd:
                     return rnd, stat.czxid
                 if not (yield from self._watch_other_round(node, rnd, stat.version, deadline)):
@@ -382,6 +392,9 @@ class DoubleBarrierCore:
         my_name = _name(node)
         my_guid = _guid(my_name)
         names = yield from r.get_children(self.path, deadline)
+        strangers = [n for n in names if n != READY and _PARTICIPANT.match(n) is None]
+        if strangers:
+            raise self._foreign(sorted(strangers)[:5], "children that are not its participants")
         for twin in names:
             if _guid(twin) == my_guid and twin != my_name:
                 yield from r.delete(f"{self.path}/{twin}", deadline)  # a late duplicate of ours
@@ -391,6 +404,16 @@ class DoubleBarrierCore:
                 "our participant node disappeared (session lost) while entering", path=self.path, recipe=self.recipe
             )
         return _participants(listing), listing
+
+    def _foreign(self, names: list[str], what: str) -> ForeignLayout:
+        return ForeignLayout(
+            f"the path holds another layout ({what}: {', '.join(names)}), for example the Go zksync "
+            "DoubleBarrier's (members named by their bare id, a ready node with no data that is never "
+            "removed); this DoubleBarrier cannot share it: use a path of its own",
+            names,
+            path=self.path,
+            recipe=self.recipe,
+        )
 
     def _await_departure(self, node: str, deadline: Deadline) -> Machine[None]:
         r = self.requests

@@ -42,6 +42,8 @@ class LeaseBase:
         self.mode = mode
         self.node = node
         self.fencing_token: int = stat.czxid
+        self.node_version: int = stat.version  # changes only in the releasing transaction
+        self._requests: Requests | None = None  # set by the engine that granted it: for transactions
         self.session_id = session_id
         self.acquired_at = time.time()
         self._lost = False
@@ -99,6 +101,13 @@ class LeaseBase:
     def __repr__(self) -> str:
         state = "lost" if self.lost else "released" if self._released else "held"
         return f"<Lease {self.mode} {self.path} token={self.fencing_token} {state}>"
+
+
+def held_requests(lease: LeaseBase) -> Requests:
+    """The request layer of the engine that granted ``lease``; :class:`NotHeld` once released."""
+    if lease._requests is None or lease._released:
+        raise NotHeld("this lease is not held", path=lease.path, recipe=lease.recipe)
+    return lease._requests
 
 
 L = TypeVar("L", bound=LeaseBase)
@@ -174,6 +183,7 @@ class LockEngine(Generic[L]):
                 place = yield from attempt.take_place(deadline)
                 lease = self.lease_type(self.path, kind.name, place.path, place.stat, session.session_id)
                 lease.tainted = place.tainted
+                lease._requests = self.requests
                 holder.append(lease)
                 if not attempt.lost:
                     break

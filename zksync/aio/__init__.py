@@ -17,19 +17,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any, cast
 
 from kazoo.protocol.states import ZnodeStat
 
-from .._core.lock import LeaseBase
+from .._core.lock import LeaseBase, held_requests
+from .._core.locked import TransactionBase
 from .._core.queue import READ, WRITE, Kind
 from .._drive.aio import Expired, run, within
+from .._session import SessionWatch
 from .._util import check_timeout
 from ..barrier import BarrierBase, DoubleBarrierBase
 from ..errors import LockLost
 from ..rwmutex import RWMutexBase
+from . import locked
 from .sync import Subscription, Sync
 
-__all__ = ["Barrier", "DoubleBarrier", "Lease", "RWMutex", "Subscription", "Sync"]
+__all__ = ["Barrier", "DoubleBarrier", "Lease", "RWMutex", "Subscription", "Sync", "Transaction", "locked"]
 
 
 class Lease(LeaseBase):
@@ -66,6 +70,26 @@ class Lease(LeaseBase):
             with self._lock:
                 if (loop, future) in self._loss_waiters:
                     self._loss_waiters.remove((loop, future))
+
+    def transaction(self) -> Transaction:
+        """Writes that land together, and only while this lease holds its lock (see
+        :meth:`zksync.Lease.transaction`); ``async with lease.transaction() as t:`` commits
+        on leaving the block."""
+        return Transaction(self, held_requests(self))
+
+
+class Transaction(TransactionBase):
+    """Writes under a held lease, committed with ``await t.commit()``."""
+
+    async def commit(self, timeout: float | None = None) -> list[Any]:
+        return await run(self._commit(timeout), cast(SessionWatch, self.requests.session))
+
+    async def __aenter__(self) -> Transaction:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if kind is None:
+            await self.commit()
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
