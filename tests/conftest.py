@@ -14,6 +14,8 @@ from kazoo.client import KazooClient
 
 from zksync.testing.timing import scaled, sleep
 
+from .peers import PEERS, Peer, Peers
+
 
 def tree(client: KazooClient, path: str = "/") -> set[str]:
     """Every node below ``path`` (the client's chroot when it has one)."""
@@ -142,3 +144,28 @@ def close_session_of(client: KazooClient, hosts: str, attempts: int = 5) -> None
             thief.stop()
             thief.close()
         return
+
+
+@pytest.fixture
+def peer(
+    request: pytest.FixtureRequest, zk_hosts: str, zk_chroot: str, zk_session_timeout: float
+) -> Iterator[Callable[..., Peer]]:
+    """``peer(recipe, path="/shared", session_timeout=None)`` starts a peer program (see
+    tests/peers.py) on ``zk_chroot + path``; all are closed after the test, and a failed test's
+    report shows their stderr."""
+    peers = Peers(zk_hosts, zk_chroot, zk_session_timeout, [])
+    request.node.stash[PEERS] = peers
+    try:
+        yield peers.start
+    finally:
+        peers.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report: Any = yield
+    if report.when == "call" and report.failed:
+        peers = item.stash.get(PEERS, None)
+        if peers is not None:
+            report.sections.extend(peers.report())
+    return report  # type: ignore[no-any-return]
