@@ -12,7 +12,7 @@ thread of control its own object.
 
 ``naming`` picks the names of the nodes this object makes, so that another library locking the
 same path sees them: ``"zksync"`` (the default: the Go original's ``_c_<hex>-write-<seq>`` and
-``-read-``, which go-zookeeper's ``zk.Lock`` reads too), ``"kazoo"`` (``<hex>__lock__<seq>``,
+``-read-``), ``"kazoo"`` (``<hex>__lock__<seq>``,
 ``__rlock__``), ``"curator"`` (``InterProcessReadWriteLock``'s ``_c_<uuid>-__WRIT__<seq>``,
 ``__READ__``) or ``"mutex"`` (``_c_<uuid>-lock-<seq>``, the name of Curator's
 ``InterProcessMutex`` and go-zookeeper's ``zk.Lock``: write locks only, ``rlock()`` raises

@@ -87,7 +87,8 @@ _UUID36 = "(?P<guid>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 #: The families this library can make, by the name ``RWMutex(naming=...)`` takes.
 NAMINGS: dict[str, Naming] = {
     # the Go original (go-zookeeper's CreateProtectedEphemeralSequential of "write-"/"read-"):
-    # go-zookeeper's zk.Lock reads these too (it splits names on "-")
+    # (go-zookeeper's zk.Lock reads a sequence only after "lock-" or "__" since v1.0.3: it
+    # fails on a path holding these names, so share a path with it through "mutex")
     "zksync": _family(
         "zksync",
         {"write": "_c_{guid}-write-", "read": "_c_{guid}-read-"},
