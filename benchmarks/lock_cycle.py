@@ -28,6 +28,7 @@ from typing import Any
 from kazoo.client import KazooClient
 
 import zksync
+from zksync._core.queue import NAMINGS
 from zksync.testing import Ensemble, timing
 
 
@@ -94,8 +95,10 @@ def floor_cycle_for(client: KazooClient, root: str) -> Callable[[], None]:
     return floor_cycle
 
 
-def uncontended(client: KazooClient, root: str, cycles: int, ensemble: Ensemble | None) -> dict[str, Any]:
-    mutex = zksync.RWMutex(client, f"{root}/lock")
+def uncontended(
+    client: KazooClient, root: str, cycles: int, ensemble: Ensemble | None, naming: str = "zksync"
+) -> dict[str, Any]:
+    mutex = zksync.RWMutex(client, f"{root}/lock-{naming}", naming=naming)
     mutex.lock(5)
     mutex.unlock()
     floor_cycle = floor_cycle_for(client, root)
@@ -119,6 +122,7 @@ def uncontended(client: KazooClient, root: str, cycles: int, ensemble: Ensemble 
     lock_med = statistics.median(lock_samples)
     floor_med = statistics.median(floor_samples)
     return {
+        "naming": naming,
         "cycles": len(lock_samples),
         "requests_per_cycle_client": lock_requests / len(lock_samples),
         "request_kinds": sorted(set(calls)),
@@ -181,7 +185,14 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=500)
     parser.add_argument("--waiters", type=int, default=10)
     parser.add_argument("--json", help="write the results here as JSON")
+    parser.add_argument(
+        "--naming",
+        action="append",
+        choices=list(NAMINGS),
+        help="measure the uncontended cycle in this naming family too (repeatable; zksync's own always)",
+    )
     args = parser.parse_args()
+    namings = [n for n in NAMINGS if n == "zksync" or n in (args.naming or [])]
     with hosts_to_use() as (hosts, ensemble):
         root = f"/zksync-bench/{os.getpid()}"
         client = zksync.connect(hosts)
@@ -191,6 +202,10 @@ def main() -> None:
                 "fan_out_writers": fan_out(hosts, root, args.waiters, "write"),
                 "fan_out_readers": fan_out(hosts, root, args.waiters, "read"),
             }
+            results["by_naming"] = {
+                n: uncontended(client, root, max(50, args.cycles), ensemble, n) for n in namings if n != "zksync"
+            }
+            results["by_naming"]["zksync"] = results["uncontended"]
         finally:
             client.delete(root, recursive=True)
             client.stop()
@@ -201,6 +216,12 @@ def main() -> None:
     print(f"| lock cycle median | {u['lock_cycle_median_ms']:.2f} ms |")
     print(f"| floor (create + getChildren + delete) median | {u['floor_cycle_median_ms']:.2f} ms |")
     print(f"| lock / floor | {u['lock_over_floor']:.2f}x |")
+    for naming, n in results["by_naming"].items():
+        if naming != "zksync":
+            print(
+                f"| naming {naming}: requests per cycle, lock / floor | "
+                f"{n['requests_per_cycle_client']:.2f}, {n['lock_over_floor']:.2f}x |"
+            )
     for key in ("fan_out_writers", "fan_out_readers"):
         f = results[key]
         print(
