@@ -21,9 +21,7 @@ from zksync._core.effects import (
     Exists,
     Forget,
     GetChildren,
-    Machine,
     Release,
-    Send,
     Sweep,
     Wait,
     Wake,
@@ -32,6 +30,8 @@ from zksync._core.lock import LeaseBase, LockEngine
 from zksync._core.queue import READ, WRITE
 from zksync._core.requests import Requests
 from zksync._util import Deadline
+
+from .machines import Script
 
 GUID = "0" * 32
 
@@ -67,36 +67,6 @@ class Session:
 
 def stat(czxid: int = 100) -> ZnodeStat:
     return ZnodeStat(czxid, czxid, 0, 0, 0, 0, 0, 7, 0, 0, czxid)
-
-
-class Script:
-    """Steps a machine: ``expect`` the next effect, then answer it."""
-
-    def __init__(self, machine: Machine[Any]) -> None:
-        self.machine = machine
-        self.effect: Any = next(machine)
-        self.result: Any = None
-        self.done = False
-
-    def expect(self, kind: type, **fields: Any) -> Any:
-        effect = self.effect
-        inner = effect.request if isinstance(effect, Send) and kind is not Send else effect
-        assert isinstance(inner, kind), f"expected {kind.__name__}, got {effect!r}"
-        for name, value in fields.items():
-            assert getattr(inner, name) == value, f"{name}: {getattr(inner, name)!r} != {value!r}"
-        return inner
-
-    def answer(self, value: Any = None) -> None:
-        self._step(lambda: self.machine.send(value))
-
-    def fail(self, error: BaseException) -> None:
-        self._step(lambda: self.machine.throw(error))
-
-    def _step(self, step: Callable[[], Any]) -> None:
-        try:
-            self.effect = step()
-        except StopIteration as stop:
-            self.done, self.result, self.effect = True, stop.value, None
 
 
 def acquiring(kind: Any = WRITE, timeout: float | None = 10) -> tuple[Script, Session]:

@@ -21,14 +21,14 @@ from zksync._core.effects import (
     Get,
     GetChildren,
     Listen,
-    Machine,
     NoAnswer,
     Release,
-    Send,
     Wait,
     Wake,
 )
 from zksync._core.watcher import END, Read, SubscriptionCore, WatcherCore, change, relevant
+
+from .machines import Script
 
 WRITER = f"write-{'a' * 32}-0000000001"
 
@@ -69,36 +69,6 @@ def stat(mzxid: int = 10, czxid: int = 5) -> ZnodeStat:
 
 def notified(kind: str, path: str = "/watched") -> Wake:
     return Wake(WatchedEvent(kind, KeeperState.CONNECTED, path))
-
-
-class Script:
-    """Steps a machine: ``expect`` the next effect, then answer it."""
-
-    def __init__(self, machine: Machine[Any]) -> None:
-        self.machine = machine
-        self.effect: Any = next(machine)
-        self.done = False
-        self.result: Any = None
-
-    def expect(self, kind: type, **fields: Any) -> Any:
-        effect = self.effect
-        inner = effect.request if isinstance(effect, Send) and kind is not Send else effect
-        assert isinstance(inner, kind), f"expected {kind.__name__}, got {effect!r}"
-        for name, value in fields.items():
-            assert getattr(inner, name) == value, f"{name}: {getattr(inner, name)!r} != {value!r}"
-        return inner
-
-    def answer(self, value: Any = None) -> None:
-        self._step(lambda: self.machine.send(value))
-
-    def fail(self, error: BaseException) -> None:
-        self._step(lambda: self.machine.throw(error))
-
-    def _step(self, step: Callable[[], Any]) -> None:
-        try:
-            self.effect = step()
-        except StopIteration as stop:
-            self.done, self.result, self.effect = True, stop.value, None
 
 
 def started(kind: str = "data") -> tuple[WatcherCore, Script, Session, SubscriptionCore]:
