@@ -152,11 +152,12 @@ def fan_out(hosts: str, root: str, waiters: int, mode: str) -> dict[str, Any]:
             release.wait(60)
 
     for client in clients:
-        queued = len(holder.queue())
         thread = threading.Thread(target=wait_one, args=(client,), daemon=True)
         thread.start()
         threads.append(thread)
-        while len(holder.queue()) == queued:
+        # queued and watching: kazoo registers an exists watch once the server's reply is in
+        # (a waiter that had not set its watch at the release would find the node gone instead)
+        while not any(client._data_watchers.values()):
             timing.sleep(0.005)
     holder.unlock()
     expected = 1 if mode == "write" else waiters

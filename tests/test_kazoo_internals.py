@@ -14,6 +14,8 @@ wrong grace period or a miscounted request.
   included (``RequestCounter`` in the tests, the benchmarks' request counts).
 * ``client._connection._read_watch_event(buffer, offset)``: called once per watch notification
   (``WatchCounter``).
+* ``client._data_watchers``: path -> the data and exists watchers registered once the server's
+  reply arrived (the lock benchmark waits on it until a waiter is watching).
 * ``client._connection._socket``: the socket of the current connection (a reconnection check in
   ``test_faults_local``).
 """
@@ -191,3 +193,14 @@ def test_the_connection_keeps_its_socket(zk_client: KazooClient, zk_hosts: str) 
     assert zk_client.connected and sock is not None
     host, port = sock.getpeername()[:2]
     assert (host, port) in members(zk_hosts)
+
+
+def test_an_exists_watch_is_registered_in_data_watchers_once_its_reply_is_in(zk_client: KazooClient) -> None:
+    zk_client.create("/watched")
+    assert not any(zk_client._data_watchers.values())
+    fired = threading.Event()
+    assert zk_client.exists("/watched", watch=lambda event: fired.set()) is not None
+    assert any(zk_client._data_watchers.values())  # registered by the time exists returned
+    zk_client.delete("/watched")
+    assert fired.wait(scaled(5))
+    wait_until(lambda: not any(zk_client._data_watchers.values()), what="the fired watch unregistered")
