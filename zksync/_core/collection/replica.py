@@ -1,0 +1,126 @@
+"""A collection's local replica, free of I/O: rows in, changes out.
+
+The replica is fed what its owner learns from ZooKeeper, in the order it learns it:
+
+* :meth:`Replica.reading` when the owner sends a read of a row (after a created or changed
+  notification from the collection's one recursive watch, or while loading), and
+  :meth:`Replica.read` with what the read found (a :class:`Row`, or None for no node);
+* :meth:`Replica.deleted` on a deleted notification;
+* :meth:`Replica.wrote` with a write's own result (read-your-writes: a writer sees its write at
+  once, before the notification comes back);
+* :meth:`Replica.resync` with everything a full reload found (after a reconnect: whatever
+  changed meanwhile, notification lost or not, is reported then).
+
+Ordering.  ZooKeeper sends one session its notifications in zxid order, and a reply reflecting
+a change only after the change's notification.  A read answers with the row as it is when the
+server reads it, which may be newer than the notification that asked for it (two changes of
+one key then read as one, the later): so changes are held back while reads are outstanding and
+given out, sorted by zxid, when none is: every change the session was told of before then is
+in that batch.  A deletion carries no zxid of its own; it keeps its place in the batch order
+after the changes older than it.  A row's ``mzxid`` only moves forward: a read or a write
+result older than what the replica holds changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+HOLD_AT_MOST = 10_000  # changes held back before they are given out anyway (order then per batch)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One key's value as ZooKeeper last showed it."""
+
+    key: str
+    value: bytes
+    version: int  # the node's data version: the ``version=`` of a compare-and-set
+    mzxid: int  # the zxid of the write that made this value
+
+
+@dataclass(frozen=True)
+class Change:
+    """``key`` went from ``old`` to ``new`` (None: absent)."""
+
+    key: str
+    old: Row | None
+    new: Row | None
+    order: tuple[int, int] = field(default=(0, 0), compare=False)  # (zxid, arrival) for sorting
+
+
+class Replica:
+    """The rows of one collection as this process knows them."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Row] = {}
+        self.zxid = 0  # the newest write the replica has applied
+        self._outstanding = 0
+        self._held: list[Change] = []
+        self._arrivals = 0
+
+    # ---- what the owner learned ---------------------------------------------------------
+    def reading(self) -> None:
+        """A read of a row was sent; its answer comes to :meth:`read`."""
+        self._outstanding += 1
+
+    def read(self, key: str, row: Row | None) -> None:
+        """The answer to a read: the row, or None when the node did not exist then."""
+        self._outstanding = max(0, self._outstanding - 1)
+        if row is None:
+            self.deleted(key)
+        else:
+            self._apply(row)
+
+    def wrote(self, row: Row) -> None:
+        """Our own write landed with this result."""
+        self._apply(row)
+
+    def deleted(self, key: str) -> None:
+        """The row's node is gone (a notification, or a read that found nothing)."""
+        old = self.rows.pop(key, None)
+        if old is not None:
+            self._hold(Change(key, old, None, (self.zxid, self._arrival())))
+
+    def resync(self, rows: Iterable[Row]) -> None:
+        """Everything a full reload found: the replica becomes exactly that, and each
+        difference is a change."""
+        found = {row.key: row for row in rows}
+        for key in sorted(set(self.rows) - set(found)):
+            self.deleted(key)
+        for row in sorted(found.values(), key=lambda r: r.mzxid):
+            self._apply(row, replace=True)
+
+    # ---- what it gives out --------------------------------------------------------------
+    def changes(self) -> list[Change]:
+        """The changes that may be given out now, in zxid order (see the module doc)."""
+        if self._outstanding and len(self._held) < HOLD_AT_MOST:
+            return []
+        held, self._held = self._held, []
+        return sorted(held, key=lambda c: c.order)
+
+    @property
+    def settled(self) -> bool:
+        """No read is outstanding and no change is held back."""
+        return not self._outstanding and not self._held
+
+    def snapshot(self) -> Mapping[str, Row]:
+        return dict(self.rows)
+
+    # ---- internals ----------------------------------------------------------------------
+    def _apply(self, row: Row, replace: bool = False) -> None:
+        old = self.rows.get(row.key)
+        if old is not None and (row.mzxid < old.mzxid or (row.mzxid == old.mzxid and not replace)):
+            return  # older than, or the same as, what we hold
+        if old is not None and old == row:
+            return
+        self.rows[row.key] = row
+        self.zxid = max(self.zxid, row.mzxid)
+        self._hold(Change(row.key, old, row, (row.mzxid, self._arrival())))
+
+    def _hold(self, change: Change) -> None:
+        self._held.append(change)
+
+    def _arrival(self) -> int:
+        self._arrivals += 1
+        return self._arrivals
