@@ -221,14 +221,39 @@ class Requests:
         return results
 
     def exists_many(self, paths: list[str], deadline: Deadline) -> Machine[list[ZnodeStat | None]]:
-        """``exists`` of every path, pipelined: all requests sent at once, then each answer
-        awaited (one that meets a connection loss is asked again on its own)."""
+        """``exists`` of every path, pipelined (see :meth:`_pipelined`)."""
+        return (
+            yield from self._pipelined([Exists(path) for path in paths], deadline, lambda p: self.exists(p, deadline))
+        )
+
+    def get_many(self, paths: list[str], deadline: Deadline) -> Machine[list[tuple[bytes, ZnodeStat] | None]]:
+        """``get`` of every path, pipelined; None for a node that does not exist."""
+        return (yield from self._pipelined([Get(path) for path in paths], deadline, lambda p: self.get(p, deadline)))
+
+    def get_children_many(self, paths: list[str], deadline: Deadline) -> Machine[list[list[str]]]:
+        """The children of every path, pipelined; [] for a node that does not exist."""
+        return (
+            yield from self._pipelined(
+                [GetChildren(path) for path in paths],
+                deadline,
+                lambda p: self.get_children(p, deadline, missing_ok=True),
+                missing=[],
+            )
+        )
+
+    def _pipelined(
+        self, requests: list[Any], deadline: Deadline, again: Callable[[str], Machine[Any]], missing: Any = None
+    ) -> Machine[list[Any]]:
+        """Send every request at once, then collect each answer: one that meets a connection
+        loss is asked again on its own (``again(path)``), a missing node answers ``missing``."""
         self.ensure_usable()
-        outcomes: list[Any] = yield SendMany(tuple(Exists(path) for path in paths), deadline)
-        out: list[ZnodeStat | None] = []
-        for path, outcome in zip(paths, outcomes):
+        outcomes: list[Any] = yield SendMany(tuple(requests), deadline)
+        out: list[Any] = []
+        for request, outcome in zip(requests, outcomes):
             if isinstance(outcome, RETRYABLE):
-                out.append((yield from self.exists(path, deadline)))
+                out.append((yield from again(request.path)))
+            elif isinstance(outcome, kz.NoNodeError):
+                out.append(missing)
             elif isinstance(outcome, NoAnswer):
                 raise self.timeout("waiting for ZooKeeper to answer")
             elif isinstance(outcome, BaseException):
