@@ -1,0 +1,226 @@
+"""Collection: a key/value collection shared by the processes that have it open (Syncbase's
+syncgroups, on ZooKeeper).
+
+    with zksync.Collection(client, "/app/fortunes") as fortunes:   # opening it is joining it
+        fortunes.put(f"fortune-{me}-1", "Today is your lucky day")
+        fortunes.update(f"numFortunes-{me}", lambda n: n + 1, default=0)  # retried until it lands
+        for key, text in fortunes.scan("fortune-"):                  # from the local replica
+            ...
+
+Values are JSON by default (``values="bytes"`` keeps bytes); keys are any non-empty ``str``.
+Reads (``get``, ``scan``, ``keys``, ``items``, ``len``) are served by the local replica without a
+request; a writer reads its own writes at once.  ``put(..., version=v)`` is a compare-and-set,
+``update`` retries one until it lands, ``transaction()`` writes several keys at once.  The layout
+and the replica's rules are described in :mod:`zksync._core.collection`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from kazoo.client import KazooClient
+from kazoo.security import ACL
+
+from ._core.collection import Row
+from ._core.collection.layout import check_key
+from ._core.collection.service import ABSENT, CollectionCore, RowOp
+from ._core.requests import Requests
+from ._drive.blocking import run
+from ._session import session_for
+from ._util import check_acl, check_name, check_path
+from .errors import InvalidArgument, InvalidState
+
+RECIPE = "Collection"
+
+
+class Codec:
+    """How values become a row's bytes: JSON (the default) or bytes as they are."""
+
+    def __init__(self, values: object) -> None:
+        if values not in ("json", "bytes"):
+            raise InvalidArgument(f"values must be 'json' or 'bytes', got {values!r}", recipe=RECIPE)
+        self.json = values == "json"
+
+    def encode(self, value: Any) -> bytes:
+        if not self.json:
+            if not isinstance(value, bytes):
+                raise InvalidArgument(f"this collection holds bytes, not {type(value).__name__}", recipe=RECIPE)
+            return value
+        try:
+            return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgument(f"the value cannot be written as JSON: {exc}", recipe=RECIPE) from None
+
+    def decode(self, data: bytes) -> Any:
+        if not self.json:
+            return data
+        try:
+            return json.loads(data.decode())
+        except ValueError:
+            return data  # written by somebody else as plain bytes: given as they are
+
+
+class CollectionBase:
+    """What both front-ends' Collection share: the checked arguments, the core, the reads."""
+
+    recipe = RECIPE
+
+    def __init__(
+        self,
+        client: KazooClient,
+        path: str,
+        acl: list[ACL] | None = None,
+        values: str = "json",
+        member: str | None = None,
+    ) -> None:
+        self.path = check_path(path, self.recipe)
+        self.acl = check_acl(acl, self.recipe)
+        self.codec = Codec(values)
+        self.member = check_name(
+            member or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}", "member", RECIPE
+        )
+        self._session = session_for(client, self.recipe)
+        about = {"host": socket.gethostname(), "pid": os.getpid()}
+        self._core = CollectionCore(Requests(self._session, self.recipe, self.path), self.acl, self.member, about)
+        self._open = False
+
+    # ---- reads, from the replica ------------------------------------------------------------
+    def get(self, key: str, default: Any = None) -> Any:
+        row = self._row(key)
+        return default if row is None else self.codec.decode(row.value)
+
+    def version(self, key: str) -> int | None:
+        """The key's version (for ``put(..., version=)``), or None when it is absent."""
+        row = self._row(key)
+        return None if row is None else row.version
+
+    def scan(self, prefix: str = "") -> list[tuple[str, Any]]:
+        """``(key, value)`` of every key starting with ``prefix``, sorted by key."""
+        if not isinstance(prefix, str):
+            raise InvalidArgument(f"prefix must be a str, not {type(prefix).__name__}", path=self.path, recipe=RECIPE)
+        rows = self._core.replica.rows
+        return [(k, self.codec.decode(rows[k].value)) for k in sorted(rows) if k.startswith(prefix)]
+
+    def keys(self) -> list[str]:
+        return sorted(self._core.replica.rows)
+
+    def items(self) -> list[tuple[str, Any]]:
+        return self.scan()
+
+    def __len__(self) -> int:
+        return len(self._core.replica.rows)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key in self._core.replica.rows
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def _row(self, key: str) -> Row | None:
+        return self._core.replica.rows.get(check_key(key, path=self.path))
+
+    def _encoder(self, change: Callable[[Any], Any], default: Any) -> Callable[[bytes | None], bytes | None]:
+        def encoded(old: bytes | None) -> bytes | None:
+            return self.codec.encode(change(default if old is None else self.codec.decode(old)))
+
+        return encoded
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise InvalidState("the collection is not open (call open() or use it in a with block)", path=self.path)
+
+
+class Transaction:
+    """Writes to several keys that land together or not at all (see :meth:`Collection.transaction`)."""
+
+    def __init__(self, collection: Collection) -> None:
+        self._collection = collection
+        self.ops: list[RowOp] = []
+
+    def put(self, key: str, value: Any, version: int | None = None) -> Transaction:
+        self.ops.append(RowOp(check_key(key), self._collection.codec.encode(value), version))
+        return self
+
+    def insert(self, key: str, value: Any) -> Transaction:
+        return self.put(key, value, ABSENT)
+
+    def delete(self, key: str, version: int | None = None) -> Transaction:
+        self.ops.append(RowOp(check_key(key), None, version))
+        return self
+
+    def commit(self, timeout: float | None = None) -> list[int | None]:
+        """Send every write at once; each one's new version (None: deleted)."""
+        c = self._collection
+        c._check_open()
+        rows = run(c._core.commit(self.ops, timeout), c._session)
+        return [None if row is None else row.version for row in rows]
+
+    def __enter__(self) -> Transaction:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if kind is None:
+            self.commit()
+
+
+class Collection(CollectionBase):
+    """A shared key/value collection at ``path`` with a local replica."""
+
+    def open(self, timeout: float | None = None) -> Collection:
+        """Join the collection (creating it when new) and load its rows."""
+        run(self._core.open(timeout), self._session)
+        self._open = True
+        return self
+
+    def close(self, timeout: float | None = None) -> None:
+        """Leave the collection (others stop listing this process as a member)."""
+        if self._open:
+            self._open = False
+            run(self._core.close(timeout), self._session)
+
+    def refresh(self, timeout: float | None = None) -> None:
+        """Read every row again: the replica becomes what the server has now."""
+        self._check_open()
+        run(self._core.load(self._core._deadline(timeout)), self._session)
+
+    def put(self, key: str, value: Any, version: int | None = None, timeout: float | None = None) -> int:
+        """Write ``key``; with ``version``, only over that version (a compare-and-set:
+        :class:`~zksync.BadVersion` otherwise).  Returns the new version."""
+        self._check_open()
+        return run(self._core.put(key, self.codec.encode(value), version, timeout), self._session).version
+
+    def insert(self, key: str, value: Any, timeout: float | None = None) -> int:
+        """Write ``key`` only if it does not exist (:class:`~zksync.NodeExists` otherwise)."""
+        return self.put(key, value, ABSENT, timeout)
+
+    def delete(self, key: str, version: int | None = None, timeout: float | None = None) -> bool:
+        """Delete ``key`` (only at ``version``, when given); False when it was not there."""
+        self._check_open()
+        return run(self._core.delete(key, version, timeout), self._session)
+
+    def update(self, key: str, change: Callable[[Any], Any], default: Any = None, timeout: float | None = None) -> Any:
+        """Write ``change(current)`` with a compare-and-set, again (with the value read anew) on
+        every conflict, until it lands or ``timeout`` passes; returns the value written.
+        ``current`` is ``default`` for an absent key."""
+        self._check_open()
+        row = run(self._core.update(key, self._encoder(change, default), timeout), self._session)
+        assert row is not None
+        return self.codec.decode(row.value)
+
+    def transaction(self) -> Transaction:
+        return Transaction(self)
+
+    def members(self, timeout: float | None = None) -> list[str]:
+        """The members that have the collection open now."""
+        return run(self._core.members(timeout), self._session)
+
+    def __enter__(self) -> Collection:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
