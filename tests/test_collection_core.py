@@ -141,3 +141,17 @@ def test_a_resync_reports_exactly_what_changed_while_nobody_was_told() -> None:
         "c": (None, row("c", 4)),
     }
     assert set(replica.rows) == {"b", "c", "same"}
+
+
+def test_a_reload_leaves_alone_what_was_learned_while_it_ran() -> None:
+    replica = Replica()
+    replica.wrote(row("old", 1))
+    replica.wrote(row("kept", 2))
+    replica.changes()
+    replica.begin_resync()  # the reload lists and reads...
+    replica.reading()
+    replica.read("new", row("new", 9))  # ...while a notification brings a key it could not see
+    replica.deleted("kept")  # and another goes away after the reload had read it
+    replica.resync([row("kept", 2)])  # what the reload found
+    assert set(replica.rows) == {"new"}  # "old" is gone (reload), "new" stays, "kept" stays deleted
+    assert {c.key for c in replica.changes()} == {"old", "new", "kept"}

@@ -8,8 +8,10 @@ The replica is fed what its owner learns from ZooKeeper, in the order it learns 
 * :meth:`Replica.deleted` on a deleted notification;
 * :meth:`Replica.wrote` with a write's own result (read-your-writes: a writer sees its write at
   once, before the notification comes back);
-* :meth:`Replica.resync` with everything a full reload found (after a reconnect: whatever
-  changed meanwhile, notification lost or not, is reported then).
+* :meth:`Replica.begin_resync` when a full reload starts and :meth:`Replica.resync` with
+  everything it found (after a reconnect: whatever changed meanwhile, notification lost or not,
+  is reported then).  A reload takes a while: a key that a notification or a write touched
+  after it started is newer than what the reload read, and the reload leaves it alone.
 
 Ordering.  ZooKeeper sends one session its notifications in zxid order, and a reply reflecting
 a change only after the change's notification.  A read answers with the row as it is when the
@@ -58,6 +60,7 @@ class Replica:
         self._outstanding = 0
         self._held: list[Change] = []
         self._arrivals = 0
+        self._touched: set[str] | None = None  # keys learned of since the reload in progress began
 
     # ---- what the owner learned ---------------------------------------------------------
     def reading(self) -> None:
@@ -67,6 +70,7 @@ class Replica:
     def read(self, key: str, row: Row | None) -> None:
         """The answer to a read: the row, or None when the node did not exist then."""
         self._outstanding = max(0, self._outstanding - 1)
+        self._touch(key)
         if row is None:
             self.deleted(key)
         else:
@@ -74,19 +78,26 @@ class Replica:
 
     def wrote(self, row: Row) -> None:
         """Our own write landed with this result."""
+        self._touch(row.key)
         self._apply(row)
 
     def deleted(self, key: str) -> None:
         """The row's node is gone (a notification, or a read that found nothing)."""
+        self._touch(key)
         old = self.rows.pop(key, None)
         if old is not None:
             self._hold(Change(key, old, None, (self.zxid, self._arrival())))
 
+    def begin_resync(self) -> None:
+        """A full reload starts now."""
+        self._touched = set()
+
     def resync(self, rows: Iterable[Row]) -> None:
-        """Everything a full reload found: the replica becomes exactly that, and each
-        difference is a change."""
-        found = {row.key: row for row in rows}
-        for key in sorted(set(self.rows) - set(found)):
+        """Everything a full reload found: the replica becomes exactly that, but for the keys
+        learned of since the reload began, and each difference is a change."""
+        touched, self._touched = self._touched or set(), None
+        found = {row.key: row for row in rows if row.key not in touched}
+        for key in sorted(set(self.rows) - set(found) - touched):
             self.deleted(key)
         for row in sorted(found.values(), key=lambda r: r.mzxid):
             self._apply(row, replace=True)
@@ -117,6 +128,10 @@ class Replica:
         self.rows[row.key] = row
         self.zxid = max(self.zxid, row.mzxid)
         self._hold(Change(row.key, old, row, (row.mzxid, self._arrival())))
+
+    def _touch(self, key: str) -> None:
+        if self._touched is not None:
+            self._touched.add(key)
 
     def _hold(self, change: Change) -> None:
         self._held.append(change)
