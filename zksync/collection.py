@@ -103,11 +103,13 @@ class CollectionBase:
         """``(key, value)`` of every key starting with ``prefix``, sorted by key."""
         if not isinstance(prefix, str):
             raise InvalidArgument(f"prefix must be a str, not {type(prefix).__name__}", path=self.path, recipe=RECIPE)
-        rows = self._core.replica.rows
-        return [(k, self.codec.decode(rows[k].value)) for k in sorted(rows) if k.startswith(prefix)]
+        with self._core.replica.lock:
+            found = [(k, row.value) for k, row in self._core.replica.rows.items() if k.startswith(prefix)]
+        return [(k, self.codec.decode(value)) for k, value in sorted(found)]
 
     def keys(self) -> list[str]:
-        return sorted(self._core.replica.rows)
+        with self._core.replica.lock:
+            return sorted(self._core.replica.rows)
 
     def items(self) -> list[tuple[str, Any]]:
         return self.scan()

@@ -21,12 +21,30 @@ given out, sorted by zxid, when none is: every change the session was told of be
 in that batch.  A deletion carries no zxid of its own; it keeps its place in the batch order
 after the changes older than it.  A row's ``mzxid`` only moves forward: a read or a write
 result older than what the replica holds changes nothing.
+
+A replica is fed from kazoo's threads and from its callers' at once: every method takes its
+lock, and :attr:`lock` (reentrant) lets an owner make several calls in one step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import functools
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _locked(method: F) -> F:
+    @functools.wraps(method)
+    def wrapper(self: Replica, *args: Any, **kwargs: Any) -> Any:
+        with self.lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
 
 HOLD_AT_MOST = 10_000  # changes held back before they are given out anyway (order then per batch)
 
@@ -55,6 +73,7 @@ class Replica:
     """The rows of one collection as this process knows them."""
 
     def __init__(self) -> None:
+        self.lock = threading.RLock()
         self.rows: dict[str, Row] = {}
         self.zxid = 0  # the newest write the replica has applied
         self._outstanding = 0
@@ -63,10 +82,18 @@ class Replica:
         self._touched: set[str] | None = None  # keys learned of since the reload in progress began
 
     # ---- what the owner learned ---------------------------------------------------------
+    @_locked
     def reading(self) -> None:
         """A read of a row was sent; its answer comes to :meth:`read`."""
         self._outstanding += 1
 
+    @_locked
+    @_locked
+    def read_failed(self) -> None:
+        """A read was not answered (the connection was lost): a reload will follow."""
+        self._outstanding = max(0, self._outstanding - 1)
+
+    @_locked
     def read(self, key: str, row: Row | None) -> None:
         """The answer to a read: the row, or None when the node did not exist then."""
         self._outstanding = max(0, self._outstanding - 1)
@@ -76,11 +103,13 @@ class Replica:
         else:
             self._apply(row)
 
+    @_locked
     def wrote(self, row: Row) -> None:
         """Our own write landed with this result."""
         self._touch(row.key)
         self._apply(row)
 
+    @_locked
     def deleted(self, key: str) -> None:
         """The row's node is gone (a notification, or a read that found nothing)."""
         self._touch(key)
@@ -88,10 +117,12 @@ class Replica:
         if old is not None:
             self._hold(Change(key, old, None, (self.zxid, self._arrival())))
 
+    @_locked
     def begin_resync(self) -> None:
         """A full reload starts now."""
         self._touched = set()
 
+    @_locked
     def resync(self, rows: Iterable[Row]) -> None:
         """Everything a full reload found: the replica becomes exactly that, but for the keys
         learned of since the reload began, and each difference is a change."""
@@ -103,6 +134,7 @@ class Replica:
             self._apply(row, replace=True)
 
     # ---- what it gives out --------------------------------------------------------------
+    @_locked
     def changes(self) -> list[Change]:
         """The changes that may be given out now, in zxid order (see the module doc)."""
         if self._outstanding and len(self._held) < HOLD_AT_MOST:
@@ -115,6 +147,7 @@ class Replica:
         """No read is outstanding and no change is held back."""
         return not self._outstanding and not self._held
 
+    @_locked
     def snapshot(self) -> Mapping[str, Row]:
         return dict(self.rows)
 

@@ -70,7 +70,12 @@ class CollectionCore:
         yield from self.load(deadline)
 
     def load(self, deadline: Deadline) -> Machine[None]:
-        """Read every row (pipelined) and make the replica exactly that."""
+        """Read every row (pipelined) and make the replica that (see :meth:`Replica.resync`)."""
+        self.replica.begin_resync()
+        self.replica.resync((yield from self.read_all(deadline)))
+
+    def read_all(self, deadline: Deadline) -> Machine[list[Row]]:
+        """Every row as the server has it: the buckets listed, then every row read, pipelined."""
         r = self.requests
         buckets = sorted((yield from r.get_children(f"{self.root}/{ROWS}", deadline, missing_ok=True)))
         self.buckets = set(buckets)
@@ -81,7 +86,7 @@ class CollectionCore:
             key = key_of(self.root, path)
             if key is not None and found is not None:
                 rows.append(row_of(key, found[0], found[1]))
-        self.replica.resync(rows)
+        return rows
 
     def members(self, timeout: float | None) -> Machine[list[str]]:
         r = self.requests
