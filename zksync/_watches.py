@@ -458,6 +458,9 @@ class _Router:
             watch._start_one_shot()
 
     def _send_remove(self, key: _Key, watcher_type: int) -> None:
+        if watcher_type == WATCHER_ANY and self._in_use(key.path):
+            log.debug("left the watch on %s at the server: removing it would remove other watches", key.path)
+            return
         result = self.client.handler.async_result()
         self.client._call(RemoveWatches(key.path, watcher_type), result)
         result.rawlink(partial(self._removed, key, watcher_type))
@@ -476,14 +479,15 @@ class _Router:
             return
         with self.lock:
             self.exact_removal = known
-            again = not known and key not in self.entries and not self._one_shots_of_kazoo(key.path)
-        if again:
+        if not known:
             self._send_remove(key, WATCHER_ANY)
-        elif not known:
-            log.debug("left the watch on %s at the server: kazoo watches that path too", key.path)
 
-    def _one_shots_of_kazoo(self, path: str) -> bool:
-        return bool(self.client._data_watchers.get(path) or self.client._child_watchers.get(path))
+    def _in_use(self, path: str) -> bool:
+        """Does anything but the watch being removed watch ``path`` on this client: a watch of
+        ours added since, or one of kazoo's one-shot watches ("any" would remove them too)?"""
+        with self.lock:
+            ours = _Key(path, False) in self.entries or _Key(path, True) in self.entries
+        return ours or bool(self.client._data_watchers.get(path) or self.client._child_watchers.get(path))
 
     # ---- what kazoo reports --------------------------------------------------------------
     def _notified(self, buffer: Any, offset: int) -> Any:
