@@ -709,11 +709,15 @@ class _OneShotTree:
             old = self.children.get(path)
             new = set(names)
             self.children[path] = new
+            added = [child_path(path, name) for name in sorted(new - (old or set()))]
+            # a child gone whose own watch has not reported it yet (it usually has: the server
+            # sends its deletion before the parent's children change)
+            gone = [p for p in (child_path(path, name) for name in sorted((old or set()) - new)) if p in self.stats]
         if self.recursive:
-            for name in sorted(new - (old or set())):
-                self._stat(child_path(path, name), silent, then_list=True)
-            for name in sorted((old or set()) - new):
-                self._stat(child_path(path, name), silent, then_list=False)
+            for child in added:
+                self._stat(child, silent, then_list=True)
+            for child in gone:
+                self._stat(child, silent, then_list=False)
         elif old is not None and old != new and not silent:
             self._emit(path, [EventType.CHILD])
         self._finish(epoch, None, path)
