@@ -18,6 +18,7 @@ from kazoo.exceptions import NoAuthError, NoNodeError, UnimplementedError
 from kazoo.protocol.states import Callback, EventType, WatchedEvent, ZnodeStat
 from kazoo.security import make_digest_acl
 
+import zksync
 from zksync import AccessDenied, ConnectionLost, InvalidArgument, InvalidState, SessionExpired, Timeout, ZkSyncError
 from zksync._watches import (
     ONE_SHOT,
@@ -38,6 +39,7 @@ from zksync.testing.timing import scaled
 from zksync.testing.toxi import ProxiedEnsemble
 
 from .conftest import RequestCounter, WatchCounter, close_session_of, wait_until
+from .test_client_gc import collected, holders, used_and_dropped
 
 Factory = Callable[..., KazooClient]
 CREATED, DELETED, CHANGED, CHILD = EventType.CREATED, EventType.DELETED, EventType.CHANGED, EventType.CHILD
@@ -689,3 +691,20 @@ def test_a_watch_that_cannot_be_set_in_time_raises_and_leaves_nothing(
     assert _router_for(watcher).entries == {}
     # the addWatch may still reach the server: its removal is queued behind it
     assert [type(r) for r in sent.requests] == [AddWatch, RemoveWatches]
+
+
+def test_a_client_with_watches_is_freed_once_stopped_and_dropped(
+    zk_hosts: str, zk_chroot: str, zk_session_timeout: float, mode: str
+) -> None:
+    def make_client() -> KazooClient:
+        return zksync.connect(f"{zk_hosts}{zk_chroot}", session_timeout=zk_session_timeout)
+
+    def use(client: KazooClient) -> None:
+        if mode == ONE_SHOT:
+            answer_add_watch_with(client, UnimplementedError)
+        client.ensure_path("/gc/tree/a")
+        assert add_watch(client, "/gc/tree", lambda event: None).mode == mode
+        add_watch(client, "/gc/tree/a", lambda event: None, recursive=False)  # both left active
+
+    ref = used_and_dropped(make_client, use)
+    assert collected(ref, max(5.0, zk_session_timeout)), holders(ref)
