@@ -27,20 +27,24 @@ reconnects::
   and children watches, set again with a read after every event.  The reads report what
   changed, so changes close together may come as one event, not always in zxid order.
 
-Every callback runs on kazoo's event thread, one at a time: none may block.
+Every callback runs on kazoo's event thread, one at a time, in the order they were queued:
+none should block (kazoo's own watch callbacks wait behind it).
 
 Servers before 3.9 (ZOOKEEPER-4466, ZOOKEEPER-4472) keep one watch mode per path and
 connection, and remove persistent watches only together with the path's one-shot watches:
 
 * a one-shot watch that kazoo sets on exactly a watched path (``exists``, ``get``,
-  ``get_children`` with ``watch=``) turns the persistent watch there into a one-shot one.  Each
-  such request is followed by ``addWatch`` again and ``on_resync()``;
+  ``get_children`` with ``watch=``) turns the persistent watch there into a one-shot one (for a
+  recursive watch, only ``exists`` and ``get`` do).  Each such request is followed by
+  ``addWatch`` again, then ``on_resync()``: changes in between may have gone unreported.
+  Paths below the watched one are not affected;
 * a plain and a recursive watch on the same path of one client would replace each other: the
   second is refused (:class:`~zksync.InvalidState`);
 * ``remove()`` sends removeWatches for the persistent kind (4 or 5) first; a server that does not
-  know it gets "any" (3), unless kazoo holds a one-shot watch on that path, which "any" would
-  silently cancel: then the server's watch is left to end with the connection (its
-  notifications are ignored).
+  know it (3.8 answers MarshallingError) gets "any" (3), at once for the client's later
+  removals, unless another watch of the client uses the path (kazoo's one-shot watch, which "any" would cancel
+  silently, or one of ours added since): then the server's watch is left to end with the
+  connection, its notifications ignored.
 
 Owners of one path and kind on one client share one server watch: one ``addWatch``, one
 removeWatches when the last owner leaves.  kazoo's private parts used here are pinned by
