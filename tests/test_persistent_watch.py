@@ -708,3 +708,22 @@ def test_a_client_with_watches_is_freed_once_stopped_and_dropped(
 
     ref = used_and_dropped(make_client, use)
     assert collected(ref, max(5.0, zk_session_timeout)), holders(ref)
+
+
+def test_a_watch_removed_from_its_own_callback_gets_nothing_more(
+    watcher_of: Callable[..., KazooClient], zk_client: KazooClient
+) -> None:
+    watcher, writer = watcher_of(), zk_client
+    events: list[tuple[str, str]] = []
+    watches: list[PersistentWatch] = []
+
+    def once(event: WatchedEvent) -> None:
+        events.append((event.type, event.path))
+        watches[0].remove()  # on kazoo's event thread: must not wait for anything
+
+    watches.append(add_watch(watcher, "/tree", once, timeout=scaled(10)))
+    writer.create("/tree")
+    writer.create("/tree/a")
+    marker(watcher, writer)
+    wait_until(lambda: not watches[0].active, what="removed")
+    assert events == [(CREATED, "/tree")]
