@@ -9,13 +9,26 @@ wrong grace period or a miscounted request.
   timeout being 2/3 of the session timeout the server negotiated:
   ``zksync._session.install_timeout_probe`` wraps it to learn that timeout.
 * ``client._session_timeout``: the requested session timeout in ms (the probe's fallback).
-* ``client._stopped``: an event, set while the client is stopped (``SessionWatch.stopped``).
+* ``client._stopped``: an event, set while the client is stopped (``SessionWatch.stopped``;
+  ``zksync._watches`` drops notifications then, and ends its watches without a call).
 * ``client._call(request, async_object)``: every request but pings goes through it, transactions
-  included (``RequestCounter`` in the tests, the benchmarks' request counts).
+  included (``RequestCounter`` in the tests, the benchmarks' request counts).  Any object with a
+  ``type`` (the opcode), ``serialize()`` and ``deserialize(buffer, offset)`` is sent and answered
+  like kazoo's own requests, a server error coming back as the kazoo exception of its code; a
+  ``watcher`` attribute, if any, is registered as a one-shot watcher.  kazoo's own one-shot
+  requests carry the server's path (the chroot included) in ``path`` and the callback in
+  ``watcher``, children watches being ``GetChildren`` or ``GetChildren2``
+  (``zksync._watches`` sends addWatch and removeWatches through it, and wraps it to see kazoo set
+  a one-shot watch on a watched path).
 * ``client._connection._read_watch_event(buffer, offset)``: called once per watch notification
-  (``WatchCounter``).
-* ``client._data_watchers``: path -> the data and exists watchers registered once the server's
-  reply arrived (the lock benchmark waits on it until a waiter is watching).
+  (``WatchCounter``), which is at ``offset`` of ``buffer``: its type and state (ints), its path
+  (a length-prefixed string, the server's path).  kazoo hands it to the one-shot watchers of that
+  exact path only, popping them (``zksync._watches`` wraps it to hand the notification on to the
+  persistent watches it concerns, after kazoo).
+* ``client._data_watchers`` and ``client._child_watchers``: server path -> the data and exists,
+  and the children watchers registered once the server's reply arrived (the lock benchmark
+  waits on the first until a waiter is watching; ``zksync._watches`` looks there before
+  removing all of a path's watches).
 * ``client._connection._socket``: the socket of the current connection (a reconnection check in
   ``test_faults_local``).
 """
@@ -32,9 +45,12 @@ from typing import Any
 
 import pytest
 from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError, NoWatcherError
+from kazoo.protocol.serialization import GetChildren, GetChildren2
 from packaging.specifiers import SpecifierSet
 
 from zksync._session import install_timeout_probe, session_for
+from zksync._watches import AddWatch, RemoveWatches, parse_notification
 from zksync.testing.ensemble import four_letter
 from zksync.testing.timing import scaled, sleep
 
@@ -204,3 +220,75 @@ def test_an_exists_watch_is_registered_in_data_watchers_once_its_reply_is_in(zk_
     zk_client.delete("/watched")
     assert fired.wait(scaled(5))
     wait_until(lambda: not any(zk_client._data_watchers.values()), what="the fired watch unregistered")
+
+
+def test_a_request_of_ours_is_sent_and_answered_through_call_like_kazoos_own(zk_client: KazooClient) -> None:
+    chroot = zk_client.chroot
+    added = zk_client.handler.async_result()
+    zk_client._call(AddWatch(f"{chroot}/w", 1), added)
+    assert added.get(timeout=scaled(10)) is True
+    assert not any(zk_client._data_watchers.values()) and not any(zk_client._child_watchers.values())
+    removed = zk_client.handler.async_result()
+    zk_client._call(RemoveWatches(f"{chroot}/nothing", 3), removed)  # no watch there: the server's error
+    with pytest.raises(NoWatcherError):
+        removed.get(timeout=scaled(10))
+
+
+def test_kazoos_one_shot_requests_carry_the_server_path_and_the_watcher(zk_client: KazooClient) -> None:
+    chroot = zk_client.chroot
+    seen: list[tuple[type, Any, Any]] = []
+    original = zk_client._call
+
+    def recording(request: Any, async_object: Any) -> Any:
+        seen.append((type(request), getattr(request, "path", None), getattr(request, "watcher", None)))
+        return original(request, async_object)
+
+    def watch(event: Any) -> None:
+        pass
+
+    zk_client._call = recording
+    try:
+        zk_client.exists("/x", watch=watch)
+        with pytest.raises(NoNodeError):
+            zk_client.get("/x", watch=watch)
+        zk_client.get_children("/", watch=watch)
+        zk_client.get_children("/", watch=watch, include_data=True)
+        zk_client.create("/x")
+    finally:
+        zk_client._call = original
+    assert [(kind.__name__, path, watcher) for kind, path, watcher in seen[:4]] == [
+        ("Exists", f"{chroot}/x", watch),
+        ("GetData", f"{chroot}/x", watch),
+        ("GetChildren", chroot, watch),
+        ("GetChildren2", chroot, watch),
+    ]
+    assert seen[2][0] is GetChildren and seen[3][0] is GetChildren2
+    assert seen[4][2] is None  # a request without a watch
+
+
+def test_a_notification_is_at_its_offset_and_kazoo_pops_the_one_shot_watchers_of_its_exact_path(
+    zk_client: KazooClient,
+) -> None:
+    chroot = zk_client.chroot
+    connection = zk_client._connection
+    original = connection._read_watch_event
+    seen: list[tuple[int, str]] = []
+    fired: list[str] = []
+
+    def reading(buffer: Any, offset: Any) -> Any:
+        seen.append(parse_notification(buffer, offset))
+        return original(buffer, offset)
+
+    zk_client.create("/p")
+    zk_client.exists("/p/kid", watch=lambda event: fired.append("exists"))
+    zk_client.get_children("/p", watch=lambda event: fired.append("children"))
+    assert len(zk_client._data_watchers[f"{chroot}/p/kid"]) == 1
+    assert len(zk_client._child_watchers[f"{chroot}/p"]) == 1
+    connection._read_watch_event = reading
+    try:
+        zk_client.create("/p/kid")
+        wait_until(lambda: len(fired) == 2, what="both one-shot watches fired")
+    finally:
+        connection._read_watch_event = original
+    assert sorted(seen) == [(1, f"{chroot}/p/kid"), (4, f"{chroot}/p")]  # CREATED, CHILD
+    assert not zk_client._data_watchers.get(f"{chroot}/p/kid") and not zk_client._child_watchers.get(f"{chroot}/p")
