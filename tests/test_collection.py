@@ -1,6 +1,6 @@
 """zksync.collection.Collection on the real ensemble: writes, compare-and-set, update under
-contention, transactions, members, bad input.  (Following others' writes with the recursive
-watch comes with the watch; here a replica learns them from open() and refresh().)"""
+contention, transactions, members, bad input, and a replica that follows everybody's writes
+through one recursive watch (partitions and session expiry included)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from kazoo.client import KazooClient
 
-from zksync import BadVersion, InvalidArgument, InvalidState, NodeExists
+from zksync import BadVersion, ConnectionLost, InvalidArgument, InvalidState, NodeExists, SessionExpired
 from zksync._core.collection import MAX_KEY_BYTES, MAX_VALUE_BYTES, row_path
-from zksync.collection import Collection
+from zksync.collection import Changed, Collection
 from zksync.testing.timing import scaled
+from zksync.testing.toxi import ProxiedEnsemble
 
-from .conftest import RequestCounter, settle, tree
+from .conftest import RequestCounter, WatchCounter, close_session_of, settle, tree, wait_until
 
 Factory = Callable[..., KazooClient]
 
@@ -157,3 +158,99 @@ def test_a_collection_must_be_open_to_write_and_bad_options_are_refused(zk_clien
     with pytest.raises(InvalidArgument, match="member"):
         Collection(zk_client, "/fortunes", member="a/b")
     assert tree(zk_client) == set()
+
+
+# ---- the replica follows everybody's writes (one recursive watch) ----------------------------
+def test_a_replica_follows_another_members_writes_and_reports_each_change(zk_client_factory: Factory) -> None:
+    alice = opened(zk_client_factory(), member="alice")
+    bob_client = zk_client_factory()
+    bob = opened(bob_client, member="bob")
+    changes = bob.changes(timeout=scaled(10))
+    alice.put("fortune-alice-1", "luck")  # (also creates the key's bucket node: one more notification)
+    assert bob.wait_for("fortune-alice-1", timeout=scaled(10)) == "luck"
+    requests, notifications = RequestCounter(bob_client), WatchCounter(bob_client)
+    alice.put("fortune-alice-1", "more luck")
+    alice.delete("fortune-alice-1")
+    seen = [next(changes) for _ in range(3)]
+    assert [(c.key, c.old, c.new) for c in seen] == [
+        ("fortune-alice-1", None, "luck"),
+        ("fortune-alice-1", "luck", "more luck"),
+        ("fortune-alice-1", "more luck", None),
+    ]
+    assert [(c.old_version, c.new_version) for c in seen] == [(None, 0), (0, 1), (1, None)]
+    assert "fortune-alice-1" not in bob
+    # per change: one notification; one read for a change (or a creation), none for a deletion
+    assert notifications.count == 2 and requests.calls == ["GetData"]
+    changes.close()
+
+
+def test_changes_come_in_zxid_order_and_the_replica_converges(
+    zk_client_factory: Factory, pool: ThreadPoolExecutor
+) -> None:
+    writers = [opened(zk_client_factory(), member=f"w{i}") for i in range(3)]
+    reader = opened(zk_client_factory(), member="reader")
+    changes = reader.changes(timeout=scaled(10))
+
+    def write(collection: Collection, me: int) -> None:
+        for n in range(20):
+            collection.put(f"k{n % 4}", {"by": me, "n": n})
+
+    for done in [pool.submit(write, w, i) for i, w in enumerate(writers)]:
+        settle(done, 60)
+    final = dict(opened(zk_client_factory(), member="check").items())
+    reader.wait_for("k3", lambda _: dict(reader.items()) == final, timeout=scaled(10))
+    final_versions = {key: reader.version(key) for key in reader}
+    seen: list[Changed] = []
+    latest: dict[str, int | None] = {}
+    while latest != final_versions:
+        change = changes.get(timeout=scaled(5))
+        assert change is not None
+        seen.append(change)
+        latest[change.key] = change.new_version
+    zxids = [c.zxid for c in seen]
+    assert zxids == sorted(zxids)  # in the order the ensemble made them (two changes may read as one)
+    for key in final:  # and per key, every change newer than the one before
+        versions = [c.new_version or 0 for c in seen if c.key == key]
+        assert versions == sorted(set(versions)), (key, versions)
+    changes.close()
+
+
+def test_a_partitioned_replica_reports_staleness_fails_writes_fast_then_catches_up(
+    zk_faults: ProxiedEnsemble, zk_client_factory: Factory
+) -> None:
+    writer = opened(zk_client_factory(), member="writer")
+    writer.put("before", 1)
+    cut_client = zk_client_factory(hosts=zk_faults.hosts_of(1), timeout=scaled(10), randomize_hosts=False)
+    cut = opened(cut_client, member="cut")
+    changes = cut.changes(timeout=scaled(20))
+    assert cut.stale == 0.0
+    zk_faults.partition(1)
+    wait_until(lambda: not cut._session.is_connected(), what="the cut member disconnected")
+    writer.put("during", 2)
+    writer.put("before", 3)
+    writer.delete("before")
+    writer.put("before", 4)
+    assert cut.get("before") == 1 and cut.stale > 0.0  # reads answer, and say how old they may be
+    with pytest.raises(ConnectionLost):
+        cut.put("mine", 0)  # at once, not after a timeout
+    zk_faults.heal()
+    assert cut.wait_for("during", timeout=scaled(20)) == 2
+    cut.wait_for("before", lambda v: v == 4, timeout=scaled(20))
+    wait_until(lambda: cut.stale == 0.0, what="the replica caught up")
+    seen = {c.key: c for c in (changes.get(timeout=scaled(10)) for _ in range(2)) if c is not None}
+    assert seen["during"].new == 2 and seen["before"].old == 1 and seen["before"].new == 4  # what it missed
+    assert dict(cut.items()) == {"before": 4, "during": 2}
+    changes.close()
+
+
+def test_the_end_of_the_session_ends_the_changes_with_session_expired(
+    zk_client_factory: Factory, zk_hosts: str, zk_chroot: str
+) -> None:
+    client = zk_client_factory()
+    member = opened(client, member="m")
+    changes = member.changes(timeout=scaled(10))
+    close_session_of(client, f"{zk_hosts}{zk_chroot}")
+    with pytest.raises(SessionExpired):
+        changes.get(timeout=scaled(20))
+    with pytest.raises(SessionExpired):
+        member.wait_for("never", timeout=scaled(5))

@@ -107,6 +107,7 @@ class SessionWatch:
         self._disconnections = 0  # connection losses (SUSPENDED or LOST) reported by kazoo
         self._expirations = 0  # session ends (LOST: expired, or the client closed) reported by kazoo
         self._suspended_at: float | None = None
+        self._last_suspended_at: float | None = None  # kept after the connection is back
         self._timer: threading.Timer | None = None
         self._locally_lost = False
         self._deferred_deletes: set[str] = set()
@@ -131,6 +132,11 @@ class SessionWatch:
     @property
     def generation(self) -> int:
         return self._generation
+
+    @property
+    def last_suspended_at(self) -> float | None:
+        """``time.monotonic()`` when the connection was last lost (it may be back since)."""
+        return self._last_suspended_at
 
     @property
     def chroot(self) -> str:
@@ -268,7 +274,7 @@ class SessionWatch:
             elif state == KazooState.SUSPENDED:
                 self._disconnections += 1
                 self._connected.clear()
-                self._suspended_at = time.monotonic()
+                self._suspended_at = self._last_suspended_at = time.monotonic()
                 self._cancel_timer()
                 timer = threading.Timer(self.grace, self._suspension_too_long, args=(self._suspended_at,))
                 timer.daemon = True

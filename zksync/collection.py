@@ -21,19 +21,20 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from kazoo.client import KazooClient
 from kazoo.security import ACL
 
-from ._core.collection import Row
+from ._collection_follow import ChangeQueue, Follower
+from ._core.collection import Change, Row
 from ._core.collection.layout import check_key
 from ._core.collection.service import ABSENT, CollectionCore, RowOp
 from ._core.requests import Requests
 from ._drive.blocking import run
 from ._session import session_for
 from ._util import check_acl, check_name, check_path
-from .errors import InvalidArgument, InvalidState
+from .errors import ConnectionLost, InvalidArgument, InvalidState
 
 RECIPE = "Collection"
 
@@ -65,6 +66,18 @@ class Codec:
             return data  # written by somebody else as plain bytes: given as they are
 
 
+class Changed(NamedTuple):
+    """One change of a key: its ``old`` and ``new`` values, None where the key was absent (the
+    versions are None there too, which tells an absent key from a JSON null)."""
+
+    key: str
+    old: Any
+    new: Any
+    old_version: int | None
+    new_version: int | None
+    zxid: int  # of the write that made ``new``; for a deletion, of the newest change before it
+
+
 class CollectionBase:
     """What both front-ends' Collection share: the checked arguments, the core, the reads."""
 
@@ -87,6 +100,7 @@ class CollectionBase:
         self._session = session_for(client, self.recipe)
         about = {"host": socket.gethostname(), "pid": os.getpid()}
         self._core = CollectionCore(Requests(self._session, self.recipe, self.path), self.acl, self.member, about)
+        self._follower = Follower(self._core, self._session)
         self._open = False
 
     # ---- reads, from the replica ------------------------------------------------------------
@@ -123,6 +137,24 @@ class CollectionBase:
     def __iter__(self) -> Iterator[str]:
         return iter(self.keys())
 
+    @property
+    def stale(self) -> float:
+        """How many seconds the replica may have been missing changes for: 0.0 while connected
+        and caught up, else since the connection was lost (reads still answer, from the
+        replica as it was)."""
+        return self._follower.stale_for()
+
+    def _changed(self, change: Change) -> Changed:
+        old, new = change.old, change.new
+        return Changed(
+            change.key,
+            None if old is None else self.codec.decode(old.value),
+            None if new is None else self.codec.decode(new.value),
+            None if old is None else old.version,
+            None if new is None else new.version,
+            change.order[0],
+        )
+
     def _row(self, key: str) -> Row | None:
         return self._core.replica.rows.get(check_key(key, path=self.path))
 
@@ -135,6 +167,12 @@ class CollectionBase:
     def _check_open(self) -> None:
         if not self._open:
             raise InvalidState("the collection is not open (call open() or use it in a with block)", path=self.path)
+
+    def _check_writable(self) -> None:
+        """Writes fail at once while disconnected (reads go on from the replica)."""
+        self._check_open()
+        if not self._session.is_connected():
+            raise ConnectionLost("not connected: the write was not sent", path=self.path, recipe=self.recipe)
 
 
 class Transaction:
@@ -158,8 +196,9 @@ class Transaction:
     def commit(self, timeout: float | None = None) -> list[int | None]:
         """Send every write at once; each one's new version (None: deleted)."""
         c = self._collection
-        c._check_open()
+        c._check_writable()
         rows = run(c._core.commit(self.ops, timeout), c._session)
+        c._follower.flush()
         return [None if row is None else row.version for row in rows]
 
     def __enter__(self) -> Transaction:
@@ -170,31 +209,94 @@ class Transaction:
             self.commit()
 
 
+class Changes:
+    """The changes of a collection as they reach its replica, in zxid order (an iterator)."""
+
+    def __init__(self, collection: CollectionBase, queue: ChangeQueue, timeout: float | None) -> None:
+        self._collection = collection
+        self._queue = queue
+        self._timeout = timeout
+
+    def get(self, timeout: float | None = None) -> Changed | None:
+        """The next change, None once closed; :class:`~zksync.Timeout` after ``timeout``."""
+        change = self._queue.get(timeout)
+        return None if change is None else self._collection._changed(change)
+
+    def __iter__(self) -> Iterator[Changed]:
+        return self
+
+    def __next__(self) -> Changed:
+        change = self.get(self._timeout)
+        if change is None:
+            raise StopIteration
+        return change
+
+    def close(self) -> None:
+        self._queue.close()
+
+    def __enter__(self) -> Changes:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class Collection(CollectionBase):
     """A shared key/value collection at ``path`` with a local replica."""
 
     def open(self, timeout: float | None = None) -> Collection:
-        """Join the collection (creating it when new) and load its rows."""
-        run(self._core.open(timeout), self._session)
+        """Join the collection (creating it when new), follow it with one recursive watch and
+        load its rows: from here on the replica follows every change."""
+        self._follower.start(timeout)
+        try:
+            run(self._core.open(timeout), self._session)
+        except BaseException:
+            self._follower.stop()
+            raise
         self._open = True
+        self._follower.flush()
         return self
 
     def close(self, timeout: float | None = None) -> None:
-        """Leave the collection (others stop listing this process as a member)."""
+        """Leave the collection (others stop listing this process as a member); the replica
+        keeps what it had."""
         if self._open:
             self._open = False
+            self._follower.stop()
             run(self._core.close(timeout), self._session)
 
+    def changes(self, timeout: float | None = None) -> Changes:
+        """An iterator over the changes from now on (``timeout``: the most to wait for each)."""
+        self._check_open()
+        return Changes(self, self._follower.subscribe(), timeout)
+
+    def wait_for(self, key: str, predicate: Callable[[Any], bool] | None = None, timeout: float | None = None) -> Any:
+        """Wait until the replica holds ``key`` (with a value ``predicate`` accepts) and return
+        the value; :class:`~zksync.Timeout` after ``timeout`` seconds."""
+        check_key(key, path=self.path)
+
+        def ready() -> tuple[Any] | None:
+            row = self._core.replica.rows.get(key)
+            if row is None:
+                return None
+            value = self.codec.decode(row.value)
+            return (value,) if predicate is None or predicate(value) else None
+
+        return self._follower.wait(ready, timeout, f"{key!r} in the replica")[0]
+
     def refresh(self, timeout: float | None = None) -> None:
-        """Read every row again: the replica becomes what the server has now."""
+        """Read every row again (the watch keeps the replica current; this is for doubt)."""
         self._check_open()
         run(self._core.load(self._core._deadline(timeout)), self._session)
+        self._follower.flush()
 
     def put(self, key: str, value: Any, version: int | None = None, timeout: float | None = None) -> int:
         """Write ``key``; with ``version``, only over that version (a compare-and-set:
         :class:`~zksync.BadVersion` otherwise).  Returns the new version."""
-        self._check_open()
-        return run(self._core.put(key, self.codec.encode(value), version, timeout), self._session).version
+        self._check_writable()
+        row = run(self._core.put(key, self.codec.encode(value), version, timeout), self._session)
+        self._follower.flush()
+        return row.version
 
     def insert(self, key: str, value: Any, timeout: float | None = None) -> int:
         """Write ``key`` only if it does not exist (:class:`~zksync.NodeExists` otherwise)."""
@@ -202,15 +304,18 @@ class Collection(CollectionBase):
 
     def delete(self, key: str, version: int | None = None, timeout: float | None = None) -> bool:
         """Delete ``key`` (only at ``version``, when given); False when it was not there."""
-        self._check_open()
-        return run(self._core.delete(key, version, timeout), self._session)
+        self._check_writable()
+        deleted = run(self._core.delete(key, version, timeout), self._session)
+        self._follower.flush()
+        return deleted
 
     def update(self, key: str, change: Callable[[Any], Any], default: Any = None, timeout: float | None = None) -> Any:
         """Write ``change(current)`` with a compare-and-set, again (with the value read anew) on
         every conflict, until it lands or ``timeout`` passes; returns the value written.
         ``current`` is ``default`` for an absent key."""
-        self._check_open()
+        self._check_writable()
         row = run(self._core.update(key, self._encoder(change, default), timeout), self._session)
+        self._follower.flush()
         assert row is not None
         return self.codec.decode(row.value)
 

@@ -1,0 +1,182 @@
+"""Keeping a collection's replica current: its one recursive watch, the reads each notification
+asks for, the reload after a reconnect, and the changes given to whoever waits for them.
+
+Everything but the reload runs on kazoo's threads and never blocks: a created or changed
+notification sends one ``getData`` of that row (its answer feeds the replica), a deleted one
+feeds the replica at once.  After a reconnect (the watch is set again by :mod:`zksync._watches`)
+the whole collection is read again on a thread of its own, and the replica reports what it had
+missed.  When the session ends, :attr:`Follower.error` says why and every waiter is woken.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from kazoo import exceptions as kz
+from kazoo.interfaces import IAsyncResult
+from kazoo.protocol.states import EventType, WatchedEvent
+
+from ._core.collection import Change, key_of
+from ._core.collection.service import CollectionCore, row_of
+from ._drive.blocking import run
+from ._session import SessionWatch
+from ._util import Deadline
+from ._watches import PersistentWatch, add_watch
+from .errors import Timeout, ZkSyncError
+
+log = logging.getLogger("zksync.collection")
+
+
+class ChangeQueue:
+    """The changes one subscriber has not taken yet."""
+
+    def __init__(self, follower: Follower) -> None:
+        self._follower = follower
+        self.items: deque[Change] = deque()
+        self.closed = False
+
+    def get(self, timeout: float | None) -> Change | None:
+        """The next change; None once closed; :class:`Timeout` after ``timeout`` seconds."""
+        f = self._follower
+        deadline = Deadline(timeout)
+        with f.cond:
+            while not self.items and not self.closed:
+                if f.error is not None:
+                    raise f.error
+                left = deadline.remaining()
+                if left is not None and left <= 0:
+                    raise Timeout("no change arrived", path=f.core.root, recipe=f.core.recipe)
+                f.cond.wait(left)
+            return self.items.popleft() if self.items else None
+
+    def close(self) -> None:
+        f = self._follower
+        with f.cond:
+            self.closed = True
+            if self in f.queues:
+                f.queues.remove(self)
+            f.cond.notify_all()
+
+
+class Follower:
+    """The watch, reads and reloads of one open collection."""
+
+    def __init__(self, core: CollectionCore, session: SessionWatch) -> None:
+        self.core = core
+        self.session = session
+        self.cond = threading.Condition(core.replica.lock)
+        self.queues: list[ChangeQueue] = []
+        self.error: ZkSyncError | None = None
+        self.watch: PersistentWatch | None = None
+        self.behind_since: float | None = None  # while reloading after a reconnect: since when
+
+    def start(self, timeout: float | None) -> None:
+        """Set the watch; the caller then loads the rows (changes from here on are all seen)."""
+        self.watch = add_watch(
+            self.session.client,
+            self.core.root,
+            self._event,
+            recursive=True,
+            on_resync=self._resync,
+            on_lost=self._lost,
+            timeout=timeout,
+        )
+
+    def stop(self) -> None:
+        if self.watch is not None:
+            self.watch.remove()
+        with self.cond:
+            for queue in self.queues:
+                queue.closed = True
+            self.queues.clear()
+            self.cond.notify_all()
+
+    def subscribe(self) -> ChangeQueue:
+        queue = ChangeQueue(self)
+        with self.cond:
+            self.queues.append(queue)
+        return queue
+
+    def flush(self) -> None:
+        """Give out the changes the replica can give now, and wake whoever waits."""
+        with self.cond:
+            changes = self.core.replica.changes()
+            if changes:
+                for queue in self.queues:
+                    queue.items.extend(changes)
+            self.cond.notify_all()
+
+    def wait(self, ready: Callable[[], Any], timeout: float | None, what: str) -> Any:
+        """The first true ``ready()``, checked after every change; :class:`Timeout`."""
+        deadline = Deadline(timeout)
+        with self.cond:
+            while True:
+                value = ready()
+                if value:
+                    return value
+                if self.error is not None:
+                    raise self.error
+                left = deadline.remaining()
+                if left is not None and left <= 0:
+                    raise Timeout(f"waiting for {what}", path=self.core.root, recipe=self.core.recipe)
+                self.cond.wait(left)
+
+    def stale_for(self) -> float:
+        """Seconds the replica may have been missing changes for: 0.0 while connected and
+        caught up; else since the connection was lost."""
+        since = self.behind_since
+        if since is None and not self.session.is_connected():
+            since = self.session.last_suspended_at
+        return 0.0 if since is None else max(0.0, time.monotonic() - since)
+
+    # ---- on kazoo's threads ---------------------------------------------------------------
+    def _event(self, event: WatchedEvent) -> None:
+        key = key_of(self.core.root, event.path)
+        if key is None:
+            return  # the root, a bucket, a member: nothing of the rows
+        replica = self.core.replica
+        if event.type == EventType.DELETED:
+            replica.deleted(key)
+            self.flush()
+            return
+        replica.reading()
+        try:
+            self.session.client.get_async(event.path).rawlink(lambda result: self._read(key, result))
+        except Exception:  # the client is closing
+            replica.read_failed()
+
+    def _read(self, key: str, result: IAsyncResult) -> None:
+        replica = self.core.replica
+        exc = result.exception
+        if exc is None:
+            data, stat = result.value
+            replica.read(key, row_of(key, data, stat))
+        elif isinstance(exc, kz.NoNodeError):
+            replica.read(key, None)
+        else:  # the connection went: the reload after the reconnect brings it
+            replica.read_failed()
+        self.flush()
+
+    def _resync(self) -> None:
+        self.behind_since = self.session.last_suspended_at or time.monotonic()
+        threading.Thread(target=self._reload, name="zksync-collection-reload", daemon=True).start()
+
+    def _reload(self) -> None:
+        try:
+            run(self.core.load(self.core.requests.default_deadline()), self.session)
+        except ZkSyncError as exc:
+            log.info("reloading %s after a reconnect failed (%s); the next reconnect tries again", self.core.root, exc)
+            return
+        self.behind_since = None
+        self.flush()
+
+    def _lost(self, error: ZkSyncError) -> None:
+        with self.cond:
+            self.error = error
+            self.behind_since = self.behind_since or self.session.last_suspended_at or time.monotonic()
+            self.cond.notify_all()
