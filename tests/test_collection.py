@@ -170,6 +170,7 @@ def test_a_replica_follows_another_members_writes_and_reports_each_change(zk_cli
     assert bob.wait_for("fortune-alice-1", timeout=scaled(10)) == "luck"
     requests, notifications = RequestCounter(bob_client), WatchCounter(bob_client)
     alice.put("fortune-alice-1", "more luck")
+    bob.wait_for("fortune-alice-1", lambda v: v == "more luck", timeout=scaled(10))  # else read as one
     alice.delete("fortune-alice-1")
     seen = [next(changes) for _ in range(3)]
     assert [(c.key, c.old, c.new) for c in seen] == [

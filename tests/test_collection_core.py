@@ -86,12 +86,12 @@ def row(key: str, mzxid: int, value: bytes = b"v", version: int = 0) -> Row:
 
 def test_changes_are_held_while_reads_are_out_and_given_in_zxid_order() -> None:
     replica = Replica()
-    for _ in range(3):  # created/changed notifications for k1 (zxid 10), k2 (11), k1 (12)
-        replica.reading()
-    replica.read("k1", row("k1", 12, b"second"))  # the first read already sees the second change
+    # created/changed notifications for k1 (zxid 10), k2 (11), k1 (12)
+    t1, t2, t3 = replica.reading("k1"), replica.reading("k2"), replica.reading("k1")
+    replica.read("k1", t1, row("k1", 12, b"second"))  # the first read already sees the second change
     assert replica.changes() == []  # k2's change may be older: hold
-    replica.read("k2", row("k2", 11))
-    replica.read("k1", row("k1", 12, b"second"))  # the same value again: nothing new
+    replica.read("k2", t2, row("k2", 11))
+    replica.read("k1", t3, row("k1", 12, b"second"))  # the same value again: nothing new
     changes = replica.changes()
     assert [(c.key, c.new.mzxid if c.new else None) for c in changes] == [("k2", 11), ("k1", 12)]
     assert replica.settled and replica.rows["k1"].value == b"second"
@@ -102,8 +102,7 @@ def test_a_writer_sees_its_write_at_once_and_once() -> None:
     replica.wrote(row("k", 5, b"mine", version=0))
     assert replica.rows["k"].value == b"mine"
     assert [c.key for c in replica.changes()] == ["k"]
-    replica.reading()
-    replica.read("k", row("k", 5, b"mine", version=0))  # the notification of our own write
+    replica.read("k", replica.reading("k"), row("k", 5, b"mine", version=0))  # our own write's notification
     assert replica.changes() == []
 
 
@@ -111,8 +110,7 @@ def test_an_older_read_never_goes_back_in_time() -> None:
     replica = Replica()
     replica.wrote(row("k", 9, b"new"))
     replica.changes()
-    replica.reading()
-    replica.read("k", row("k", 7, b"old"))
+    replica.read("k", replica.reading("k"), row("k", 7, b"old"))
     assert replica.changes() == [] and replica.rows["k"].value == b"new"
 
 
@@ -120,9 +118,9 @@ def test_a_deletion_is_one_change_even_when_a_late_read_finds_nothing_too() -> N
     replica = Replica()
     replica.wrote(row("k", 3))
     replica.changes()
-    replica.reading()  # a changed notification, then the deletion's, before the read's answer
+    ticket = replica.reading("k")  # a changed notification, then the deletion's, before the read's answer
     replica.deleted("k")
-    replica.read("k", None)
+    replica.read("k", ticket, None)
     changes = replica.changes()
     assert len(changes) == 1 and changes[0].old == row("k", 3) and changes[0].new is None
     assert "k" not in replica.rows
@@ -149,9 +147,22 @@ def test_a_reload_leaves_alone_what_was_learned_while_it_ran() -> None:
     replica.wrote(row("kept", 2))
     replica.changes()
     replica.begin_resync()  # the reload lists and reads...
-    replica.reading()
-    replica.read("new", row("new", 9))  # ...while a notification brings a key it could not see
+    replica.read("new", replica.reading("new"), row("new", 9))  # ...while a notification brings a new key
     replica.deleted("kept")  # and another goes away after the reload had read it
     replica.resync([row("kept", 2)])  # what the reload found
     assert set(replica.rows) == {"new"}  # "old" is gone (reload), "new" stays, "kept" stays deleted
     assert {c.key for c in replica.changes()} == {"old", "new", "kept"}
+
+
+def test_a_read_answered_after_a_later_deletion_never_brings_the_row_back() -> None:
+    replica = Replica()
+    replica.wrote(row("k", 3, b"luck"))
+    replica.changes()
+    ticket = replica.reading("k")  # a changed notification: its read is sent...
+    replica.deleted("k")  # ...the deletion's notification is fed before the read's answer
+    replica.read("k", ticket, row("k", 4, b"more luck"))  # the answer, read before the deletion
+    assert ("k" not in replica.rows and replica.settled is False) or replica.changes()
+    assert "k" not in replica.rows
+    again = replica.reading("k")  # created again later: a read sent after the deletion counts
+    replica.read("k", again, row("k", 9, b"back"))
+    assert replica.rows["k"].value == b"back"

@@ -1,11 +1,12 @@
 """Keeping a collection's replica current: its one recursive watch, the reads each notification
 asks for, the reload after a reconnect, and the changes given to whoever waits for them.
 
-Everything but the reload runs on kazoo's threads and never blocks: a created or changed
-notification sends one ``getData`` of that row (its answer feeds the replica), a deleted one
-feeds the replica at once.  After a reconnect (the watch is set again by :mod:`zksync._watches`)
-the whole collection is read again on a thread of its own, and the replica reports what it had
-missed.  When the session ends, :attr:`Follower.error` says why and every waiter is woken.
+Everything but the reload runs on kazoo's event thread, in the order the server sent it, and
+never blocks: a created or changed notification sends one ``getData`` of that row (its answer,
+handed back to the event thread, feeds the replica), a deleted one feeds the replica at once.
+After a reconnect (the watch is set again by :mod:`zksync._watches`) the whole collection is
+read again on a thread of its own, and the replica reports what it had missed.  When the session
+ends, :attr:`Follower.error` says why and every waiter is woken.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from kazoo import exceptions as kz
 from kazoo.interfaces import IAsyncResult
-from kazoo.protocol.states import EventType, WatchedEvent
+from kazoo.protocol.states import Callback, EventType, WatchedEvent
 
 from ._core.collection import Change, key_of
 from ._core.collection.service import CollectionCore, row_of
@@ -144,22 +145,30 @@ class Follower:
             replica.deleted(key)
             self.flush()
             return
-        replica.reading()
-        try:
-            self.session.client.get_async(event.path).rawlink(lambda result: self._read(key, result))
-        except Exception:  # the client is closing
-            replica.read_failed()
+        ticket = replica.reading(key)
+        client = self.session.client
 
-    def _read(self, key: str, result: IAsyncResult) -> None:
+        def replied(result: IAsyncResult) -> None:
+            # kazoo completes replies on a thread of their own; handled on the thread the
+            # notifications come on, a reply keeps its place after every notification the
+            # server sent before it (see the replica's ordering rule)
+            client.handler.dispatch_callback(Callback("watch", self._read, (key, ticket, result)))
+
+        try:
+            client.get_async(event.path).rawlink(replied)
+        except Exception:  # the client is closing
+            replica.read_failed(key, ticket)
+
+    def _read(self, key: str, ticket: int, result: IAsyncResult) -> None:
         replica = self.core.replica
         exc = result.exception
         if exc is None:
             data, stat = result.value
-            replica.read(key, row_of(key, data, stat))
+            replica.read(key, ticket, row_of(key, data, stat))
         elif isinstance(exc, kz.NoNodeError):
-            replica.read(key, None)
+            replica.read(key, ticket, None)
         else:  # the connection went: the reload after the reconnect brings it
-            replica.read_failed()
+            replica.read_failed(key, ticket)
         self.flush()
 
     def _resync(self) -> None:

@@ -3,8 +3,12 @@
 The replica is fed what its owner learns from ZooKeeper, in the order it learns it:
 
 * :meth:`Replica.reading` when the owner sends a read of a row (after a created or changed
-  notification from the collection's one recursive watch, or while loading), and
-  :meth:`Replica.read` with what the read found (a :class:`Row`, or None for no node);
+  notification from the collection's one recursive watch, or while loading), which gives it a
+  ticket, and :meth:`Replica.read` with the ticket and what the read found (a :class:`Row`, or
+  None for no node).  kazoo hands over notifications and replies on two different threads, so
+  a reply may be fed after a notification that came later: a deletion learned after a read was
+  sent makes that read's answer worthless (it is older than the deletion, or it found nothing),
+  and the replica drops it instead of bringing the row back;
 * :meth:`Replica.deleted` on a deleted notification;
 * :meth:`Replica.wrote` with a write's own result (read-your-writes: a writer sees its write at
   once, before the notification comes back);
@@ -80,23 +84,30 @@ class Replica:
         self._held: list[Change] = []
         self._arrivals = 0
         self._touched: set[str] | None = None  # keys learned of since the reload in progress began
+        self._tickets = 0
+        self._pending: dict[str, set[int]] = {}  # reads sent and not answered, by key
+        self._void: set[int] = set()  # tickets of reads sent before a deletion of their key
 
     # ---- what the owner learned ---------------------------------------------------------
     @_locked
-    def reading(self) -> None:
-        """A read of a row was sent; its answer comes to :meth:`read`."""
+    def reading(self, key: str) -> int:
+        """A read of ``key``'s row is being sent; its answer comes to :meth:`read` with the
+        ticket returned here."""
         self._outstanding += 1
+        self._tickets += 1
+        self._pending.setdefault(key, set()).add(self._tickets)
+        return self._tickets
 
     @_locked
-    @_locked
-    def read_failed(self) -> None:
+    def read_failed(self, key: str, ticket: int) -> None:
         """A read was not answered (the connection was lost): a reload will follow."""
-        self._outstanding = max(0, self._outstanding - 1)
+        self._settle(key, ticket)
 
     @_locked
-    def read(self, key: str, row: Row | None) -> None:
+    def read(self, key: str, ticket: int, row: Row | None) -> None:
         """The answer to a read: the row, or None when the node did not exist then."""
-        self._outstanding = max(0, self._outstanding - 1)
+        if not self._settle(key, ticket):
+            return  # sent before a deletion we learned of since: older than that
         self._touch(key)
         if row is None:
             self.deleted(key)
@@ -113,6 +124,7 @@ class Replica:
     def deleted(self, key: str) -> None:
         """The row's node is gone (a notification, or a read that found nothing)."""
         self._touch(key)
+        self._void |= self._pending.get(key, set())
         old = self.rows.pop(key, None)
         if old is not None:
             self._hold(Change(key, old, None, (self.zxid, self._arrival())))
@@ -161,6 +173,19 @@ class Replica:
         self.rows[row.key] = row
         self.zxid = max(self.zxid, row.mzxid)
         self._hold(Change(row.key, old, row, (row.mzxid, self._arrival())))
+
+    def _settle(self, key: str, ticket: int) -> bool:
+        """Count the read off; True when its answer still counts."""
+        self._outstanding = max(0, self._outstanding - 1)
+        pending = self._pending.get(key)
+        if pending is not None:
+            pending.discard(ticket)
+            if not pending:
+                del self._pending[key]
+        if ticket in self._void:
+            self._void.discard(ticket)
+            return False
+        return True
 
     def _touch(self, key: str) -> None:
         if self._touched is not None:

@@ -144,10 +144,14 @@ class CollectionCore:
 
     def fetch(self, key: str, deadline: Deadline) -> Machine[Row | None]:
         """``key`` as the server has it now (applied to the replica too)."""
-        self.replica.reading()
-        found = yield from self.requests.get(row_path(self.root, key), deadline)
+        ticket = self.replica.reading(key)
+        try:
+            found = yield from self.requests.get(row_path(self.root, key), deadline)
+        except BaseException:
+            self.replica.read_failed(key, ticket)
+            raise
         row = row_of(key, found[0], found[1]) if found is not None else None
-        self.replica.read(key, row)
+        self.replica.read(key, ticket, row)
         return row
 
     def commit(self, ops: Sequence[RowOp], timeout: float | None) -> Machine[list[Row | None]]:
