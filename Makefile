@@ -1,7 +1,7 @@
 PYTHON ?= python3
 export PATH := $(HOME)/.cache/zksync/bin:$(PATH)
 
-.PHONY: setup demo demo-recipes test lint typecheck unit nemesis
+.PHONY: setup demo demo-recipes demo-fortune test lint typecheck unit nemesis
 
 setup:
 	bash .ci/setup
@@ -11,6 +11,9 @@ demo: setup
 
 demo-recipes: setup
 	$(PYTHON) -m zksync.demo
+
+demo-fortune: setup
+	$(PYTHON) -m zksync run examples/fortune.py --instances 5 --outputs zksync-outputs
 
 test: setup lint typecheck
 	$(PYTHON) -m pytest -q

@@ -86,6 +86,29 @@ def test_run_of_the_leader_follower_example_with_ten_instances(
     )  # the run's nodes are cleaned up
 
 
+def test_run_of_the_fortune_example_every_service_sees_every_fortune(zk_hosts: str, tmp_path: Path) -> None:
+    done = zksync_cmd(
+        "run",
+        str(ROOT / "examples" / "fortune.py"),
+        "--instances",
+        "5",
+        "--param",
+        "fortunes=4",
+        "--outputs",
+        str(tmp_path),
+        "--run-id",
+        "f1",
+        hosts=zk_hosts,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "5 of 5 instances succeeded" in done.stderr
+    messages = [
+        e["message"] for d in (tmp_path / "f1" / "single").iterdir() for e in events(d / "run.out") if "message" in e
+    ]
+    assert len(messages) == 5 and all("20 fortunes from 5 members" in m for m in messages), messages
+
+
 def test_collect_writes_an_archive_of_the_outputs(zk_hosts: str, tmp_path: Path) -> None:
     done = zksync_cmd(
         "run",

@@ -255,3 +255,16 @@ def test_the_end_of_the_session_ends_the_changes_with_session_expired(
         changes.get(timeout=scaled(20))
     with pytest.raises(SessionExpired):
         member.wait_for("never", timeout=scaled(5))
+
+
+def test_sync_makes_the_replica_show_every_write_finished_elsewhere_before_it(zk_client_factory: Factory) -> None:
+    writer = opened(zk_client_factory(), member="writer")
+    reader = opened(zk_client_factory(), member="reader")
+    transaction = writer.transaction()
+    for n in range(100):
+        transaction.insert(f"fortune-{n:03d}", n)
+    transaction.commit()  # 100 notifications at once, each asking the reader for a read
+    # the writer tells the reader by another channel (a barrier, a message): now the reader
+    # must see all of it, though some reads its notifications asked for may still be out
+    reader.sync(timeout=scaled(10))
+    assert len(reader) == 100 and reader.get("fortune-099") == 99

@@ -18,6 +18,7 @@ from kazoo.client import KazooClient
 from . import locked
 from ._session import install_timeout_probe
 from .barrier import Barrier, DoubleBarrier
+from .collection import Changed, Changes, Collection
 from .errors import (
     AccessDenied,
     AlreadyHeld,
@@ -46,6 +47,9 @@ __all__ = [
     "BadVersion",
     "Barrier",
     "BarrierAborted",
+    "Changed",
+    "Changes",
+    "Collection",
     "ConnectionLost",
     "DoubleBarrier",
     "ForeignLayout",

@@ -127,6 +127,25 @@ class Follower:
                     raise Timeout(f"waiting for {what}", path=self.core.root, recipe=self.core.recipe)
                 self.cond.wait(left)
 
+    def sync(self, timeout: float | None) -> None:
+        """Return once the replica shows every write that had completed anywhere when this was
+        called: the member syncs with the leader (so every notification of an earlier write is
+        in), a marker passes through the event thread behind those notifications, and the reads
+        they sent are answered."""
+        deadline = Deadline(timeout)
+        run(self.core.requests.sync(self.core.root, deadline), self.session)
+        passed = threading.Event()
+        tickets: list[int] = []
+
+        def marker() -> None:
+            tickets.append(self.core.replica.last_ticket)
+            passed.set()
+
+        self.session.client.handler.dispatch_callback(Callback("watch", marker, ()))
+        if not passed.wait(deadline.remaining()):
+            raise Timeout("waiting for the notifications to be handled", path=self.core.root, recipe=self.core.recipe)
+        self.wait(lambda: self.core.replica.answered(tickets[0]), deadline.remaining(), "the replica to catch up")
+
     def stale_for(self) -> float:
         """Seconds the replica may have been missing changes for: 0.0 while connected and
         caught up; else since the connection was lost."""

@@ -265,6 +265,13 @@ class Collection(CollectionBase):
             self._follower.stop()
             run(self._core.close(timeout), self._session)
 
+    def sync(self, timeout: float | None = None) -> None:
+        """Wait until the replica shows every write that had completed anywhere when called
+        (for example after a barrier that others passed once they had written).  Without it
+        the replica follows within a round trip, and a key can be awaited with :meth:`wait_for`."""
+        self._check_open()
+        self._follower.sync(timeout)
+
     def changes(self, timeout: float | None = None) -> Changes:
         """An iterator over the changes from now on (``timeout``: the most to wait for each)."""
         self._check_open()

@@ -159,6 +159,16 @@ class Replica:
         """No read is outstanding and no change is held back."""
         return not self._outstanding and not self._held
 
+    @property
+    def last_ticket(self) -> int:
+        """The ticket of the newest read sent (0: none yet)."""
+        return self._tickets
+
+    @_locked
+    def answered(self, ticket: int) -> bool:
+        """Every read up to ``ticket`` has been answered (or given up on)."""
+        return not any(t <= ticket for pending in self._pending.values() for t in pending)
+
     @_locked
     def snapshot(self) -> Mapping[str, Row]:
         return dict(self.rows)
