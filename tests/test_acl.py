@@ -105,3 +105,22 @@ def test_with_the_credential_an_operator_can_evict_a_stuck_participant(
     assert operator.present() == ["stuck"]
     assert operator.evict("stuck", timeout=scaled(5)) == 1
     assert operator.present() == []
+
+
+def test_without_the_credential_one_can_neither_join_nor_write_a_collection(
+    alice: KazooClient, mallory: KazooClient
+) -> None:
+    from zksync import Collection
+
+    owner = Collection(alice, "/fortunes", acl=ALICE, member="alice").open(timeout=scaled(10))
+    owner.put("fortune-alice-1", "luck")
+    for path in ("/fortunes", "/fortunes/rows", "/fortunes/members", "/fortunes/members/alice"):
+        assert {a.id.scheme for a in alice.get_acls(path)[0]} == {"digest", "world"}, path
+    before = sorted(alice.get_children("/fortunes/members"))
+    with pytest.raises(AccessDenied):
+        Collection(mallory, "/fortunes", member="mallory").open(timeout=scaled(10))  # joining writes
+    assert sorted(alice.get_children("/fortunes/members")) == before
+    assert mallory.get("/fortunes/rows/" + alice.get_children("/fortunes/rows")[0] + "/fortune-alice-1")[0] == (
+        b'"luck"'
+    )  # the ACL lets everybody read, and nobody else write
+    owner.close()

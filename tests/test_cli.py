@@ -273,6 +273,8 @@ def test_inspect_describes_each_recipe(
     with pytest.raises(zksync.Timeout):
         db.enter(timeout=scaled(0.1))
     zksync.DoubleBarrier(zk_client_factory(), "/db2", 1, identifier="beta").enter(timeout=scaled(5))
+    fortunes = zksync.Collection(client, "/fortunes", member="teller").open(timeout=scaled(10))
+    fortunes.put("fortune a/b", "luck")
     sync = zksync.Sync(client, "run1", instance_id="i0")
     sync.signal_entry("ready")
     sync.publish("news", {"n": 1})
@@ -291,6 +293,9 @@ def test_inspect_describes_each_recipe(
     assert "double barrier, 1 participant(s) present" in out and "round released: 1 members, 0 gone" in out
     out = inspect("/zksync-sync/run1")
     assert "state ready: 1 signal(s)" in out and "topic news: 1 message(s)" in out
+    out = inspect("/fortunes")
+    assert "collection, 1 key(s) in 1 bucket(s), 1 member(s)" in out
+    assert "member teller" in out and "key 'fortune a/b'" in out
     assert "does not exist" in inspect("/nothing-here")
     mutex.unlock()
 

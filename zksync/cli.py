@@ -30,6 +30,7 @@ from typing import Any
 from kazoo.client import KazooClient
 
 from . import RWMutex, connect
+from ._core.collection.layout import MEMBERS, ROWS, unescape
 from ._core.queue import NAMINGS, ordered
 from .errors import ConnectionLost, InvalidArgument, Timeout, ZkSyncError
 from .runtime import parse_params
@@ -400,6 +401,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                 print(f"  topic {topic}: {client.exists(f'{path}/topics/{topic}').numChildren} message(s)")
             live = _children(client, f"{path}/instances")
             print(f"  instances present: {len(live)} of {len(_children(client, f'{path}/joined'))} joined")
+        elif set(children) == {ROWS, MEMBERS}:
+            _describe_collection(client, path)
         elif not children:  # a Barrier is the node itself
             print(f"{path}: no children (as a Barrier: barrier set since {_since(stat.ctime)})")
         elif children == [SET_MARKER]:  # a Barrier in this library's earlier layout
@@ -410,6 +413,22 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     finally:
         client.stop()
         client.close()
+
+
+def _describe_collection(client: KazooClient, path: str, shown: int = 20) -> None:
+    """A Collection: its members, how many keys in how many buckets, the first keys."""
+    buckets = _children(client, f"{path}/{ROWS}")
+    keys = sorted(
+        key for b in buckets for key in map(unescape, _children(client, f"{path}/{ROWS}/{b}")) if key is not None
+    )
+    members = sorted(_children(client, f"{path}/{MEMBERS}"))
+    print(f"{path}: collection, {len(keys)} key(s) in {len(buckets)} bucket(s), {len(members)} member(s)")
+    for member in members:
+        print(f"  member {member}")
+    for key in keys[:shown]:
+        print(f"  key {key!r}")
+    if len(keys) > shown:
+        print(f"  ... and {len(keys) - shown} more")
 
 
 def _children(client: KazooClient, path: str) -> list[str]:
