@@ -1,4 +1,5 @@
-"""Stepping a sans-IO machine by hand in tests: the next effect is checked, then answered."""
+"""Driving a sans-IO machine by hand in tests: the session facts it reads, and stepping it (the
+next effect is checked, then answered)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,37 @@ from collections.abc import Callable
 from typing import Any
 
 from zksync._core.effects import Machine, Send
+
+
+class Session:
+    """The session facts a machine reads: set by the test."""
+
+    session_timeout = 4.0
+    session_id = 7
+    chroot = ""
+
+    def __init__(self) -> None:
+        self.connected = True
+        self.disconnections = 0
+        self.expirations = 0
+        self.lost: dict[int, Callable[[str], None]] = {}
+        self.deleted: list[str] = []
+
+    def is_connected(self) -> bool:
+        return self.connected
+
+    def stopped(self) -> bool:
+        return False
+
+    def on_lost(self, callback: Callable[[str], None]) -> int:
+        self.lost[len(self.lost) + 1] = callback
+        return len(self.lost)
+
+    def cancel_lost(self, token: int) -> None:
+        self.lost.pop(token, None)
+
+    def delete_soon(self, path: str) -> None:
+        self.deleted.append(path)
 
 
 class Script:

@@ -6,7 +6,6 @@ tests pin the decisions; what the server does with them is shown by the real-ens
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -31,38 +30,9 @@ from zksync._core.queue import READ, WRITE
 from zksync._core.requests import Requests
 from zksync._util import Deadline
 
-from .machines import Script
+from .machines import Script, Session
 
 GUID = "0" * 32
-
-
-class Session:
-    """The session facts a machine reads: set by the test."""
-
-    def __init__(self) -> None:
-        self.connected = True
-        self.lost: dict[int, Callable[[str], None]] = {}
-        self.deleted: list[str] = []
-
-    session_timeout = 4.0
-    session_id = 7
-    chroot = ""
-
-    def is_connected(self) -> bool:
-        return self.connected
-
-    def stopped(self) -> bool:
-        return False
-
-    def on_lost(self, callback: Callable[[str], None]) -> int:
-        self.lost[len(self.lost) + 1] = callback
-        return len(self.lost)
-
-    def cancel_lost(self, token: int) -> None:
-        self.lost.pop(token, None)
-
-    def delete_soon(self, path: str) -> None:
-        self.deleted.append(path)
 
 
 def stat(czxid: int = 100) -> ZnodeStat:

@@ -4,7 +4,6 @@ session's end.  tests/test_watcher.py shows the same on the real ensemble."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -28,39 +27,9 @@ from zksync._core.effects import (
 )
 from zksync._core.watcher import END, Read, SubscriptionCore, WatcherCore, change, relevant
 
-from .machines import Script
+from .machines import Script, Session
 
 WRITER = f"write-{'a' * 32}-0000000001"
-
-
-class Session:
-    """The session facts the machine reads: set by the test."""
-
-    session_timeout = 4.0
-    session_id = 7
-    chroot = ""
-
-    def __init__(self) -> None:
-        self.connected = True
-        self.disconnections = 0
-        self.expirations = 0
-        self.lost: dict[int, Callable[[str], None]] = {}
-
-    def is_connected(self) -> bool:
-        return self.connected
-
-    def stopped(self) -> bool:
-        return False
-
-    def on_lost(self, callback: Callable[[str], None]) -> int:
-        self.lost[len(self.lost) + 1] = callback
-        return len(self.lost)
-
-    def cancel_lost(self, token: int) -> None:
-        self.lost.pop(token, None)
-
-    def delete_soon(self, path: str) -> None:
-        pass
 
 
 def stat(mzxid: int = 10, czxid: int = 5) -> ZnodeStat:

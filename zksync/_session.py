@@ -41,7 +41,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 from kazoo.protocol.states import KazooState
 
-from ._util import Deadline
+from ._util import Deadline, attached
 from .errors import InvalidArgument, SessionExpired
 
 log = logging.getLogger("zksync.session")
@@ -50,25 +50,14 @@ LostCallback = Callable[[str], None]
 
 GRACE_FRACTION = 0.3
 
-_watches_lock = threading.Lock()
-
 
 def session_for(client: KazooClient, recipe: str = "zksync") -> SessionWatch:
     """The SessionWatch of ``client``, created on first use.
 
-    The watch is kept on the client itself, not in a registry: a registry keyed by the
-    client (even a weak one) whose value refers to the client never lets the client go."""
+    The watch is kept on the client itself (see :func:`zksync._util.attached`)."""
     if not isinstance(client, KazooClient):
         raise InvalidArgument(f"client must be a kazoo.client.KazooClient, not {type(client).__name__}", recipe=recipe)
-    watch = getattr(client, "_zksync_session_watch", None)
-    if isinstance(watch, SessionWatch):
-        return watch
-    with _watches_lock:
-        watch = getattr(client, "_zksync_session_watch", None)
-        if not isinstance(watch, SessionWatch):
-            watch = SessionWatch(client)
-            client._zksync_session_watch = watch
-        return watch
+    return attached(client, "_zksync_session_watch", SessionWatch, lambda: SessionWatch(client))
 
 
 def install_timeout_probe(client: KazooClient) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from kazoo.security import ACL
 
@@ -98,3 +99,22 @@ def check_acl(acl: object, recipe: str) -> list[ACL] | None:
         if not isinstance(item, ACL):
             raise InvalidArgument(f"acl entries must be kazoo.security.ACL, got {item!r}", recipe=recipe)
     return items
+
+
+T = TypeVar("T")
+_attach_lock = threading.RLock()  # a make() may itself attach something else
+
+
+def attached(owner: object, name: str, kind: type[T], make: Callable[[], T]) -> T:
+    """The ``kind`` object kept on ``owner`` as attribute ``name``, made once with ``make()``.
+    Kept on the owner itself (a kazoo client), not in a registry: a registry keyed by the
+    client whose values refer to the client would never let the client go."""
+    found = getattr(owner, name, None)
+    if isinstance(found, kind):
+        return found
+    with _attach_lock:
+        found = getattr(owner, name, None)
+        if not isinstance(found, kind):
+            found = make()
+            setattr(owner, name, found)
+        return found

@@ -67,7 +67,7 @@ from kazoo.protocol.serialization import GetChildren, GetChildren2
 from kazoo.protocol.states import EVENT_TYPE_MAP, Callback, EventType, KazooState, KeeperState, WatchedEvent
 
 from ._session import session_for
-from ._util import Deadline, check_path, check_timeout
+from ._util import Deadline, attached, check_path, check_timeout
 from .errors import (
     AccessDenied,
     ConnectionLost,
@@ -319,19 +319,8 @@ class _Entry:
     arming: int | None = None  # the epoch of an addWatch under way
 
 
-_routers_lock = threading.Lock()
-
-
 def _router_for(client: KazooClient) -> _Router:
-    router = getattr(client, "_zksync_watch_router", None)
-    if isinstance(router, _Router):
-        return router
-    with _routers_lock:
-        router = getattr(client, "_zksync_watch_router", None)
-        if not isinstance(router, _Router):
-            router = _Router(client)
-            client._zksync_watch_router = router
-        return router
+    return attached(client, "_zksync_watch_router", _Router, lambda: _Router(client))
 
 
 class _Router:
