@@ -9,10 +9,10 @@ import asyncio
 from typing import Any
 
 import pytest
-from kazoo.exceptions import ConnectionLoss, NoNodeError
+from kazoo.exceptions import ConnectionLoss, NoAuthError, NoNodeError
 from kazoo.protocol.states import EventType, KeeperState, WatchedEvent, ZnodeStat
 
-from zksync import Timeout
+from zksync import AccessDenied, Timeout
 from zksync._core.effects import (
     WATCH,
     AwaitConnected,
@@ -20,6 +20,7 @@ from zksync._core.effects import (
     Exists,
     Forget,
     GetChildren,
+    NoAnswer,
     Release,
     Sweep,
     Wait,
@@ -169,6 +170,50 @@ def test_a_lost_create_whose_connection_does_not_come_back_schedules_a_sweep() -
     assert sweep.guid in create.path
     with pytest.raises(Timeout):
         script.answer()
+
+
+@pytest.mark.parametrize(
+    "why",
+    [NoAnswer(), asyncio.CancelledError()],
+    ids=["deadline passed with the create in flight", "caller cancelled with the create in flight"],
+)
+def test_a_create_given_up_without_an_answer_schedules_a_sweep_of_its_guid(why: BaseException) -> None:
+    # the request stays with kazoo: it can land later, and its answer can be lost with the
+    # connection (then nothing deletes the node, and it blocks the queue while the session lives)
+    script, _ = acquiring(timeout=1)
+    script.expect(AwaitConnected)
+    script.answer(True)
+    create = script.expect(Create)
+    script.fail(why)
+    sweep = script.expect(Sweep, parent="/lock")
+    assert sweep.guid in create.path
+    with pytest.raises(type(why) if isinstance(why, asyncio.CancelledError) else Timeout):
+        script.answer()
+
+
+def test_a_lost_create_whose_search_times_out_schedules_a_sweep() -> None:
+    script, _ = acquiring(timeout=1)
+    script.expect(AwaitConnected)
+    script.answer(True)
+    create = script.expect(Create)
+    script.fail(ConnectionLoss())
+    script.expect(AwaitConnected)
+    script.answer(True)
+    script.expect(GetChildren, path="/lock")
+    script.fail(NoAnswer())
+    sweep = script.expect(Sweep, parent="/lock")
+    assert sweep.guid in create.path
+    with pytest.raises(Timeout):
+        script.answer()
+
+
+def test_a_create_the_server_refused_schedules_no_sweep() -> None:
+    script, _ = acquiring(timeout=1)
+    script.expect(AwaitConnected)
+    script.answer(True)
+    script.expect(Create)
+    with pytest.raises(AccessDenied):
+        script.fail(NoAuthError())  # an answer: nothing was made, nothing to sweep
 
 
 def test_losing_the_session_while_waiting_starts_over_with_a_new_node() -> None:

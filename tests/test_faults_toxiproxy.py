@@ -58,6 +58,31 @@ def test_lost_create_reply_leaves_no_orphan_and_others_still_acquire(
     other.unlock()
 
 
+def test_a_create_that_lands_after_its_acquire_gave_up_and_loses_its_answer_leaves_no_node(
+    zk_faults: ProxiedEnsemble, zk_client_factory: Factory, zk_client: KazooClient
+) -> None:
+    # seen in a fault run: answers delayed past the acquire's timeout, then the connection
+    # dropped before the create's answer came back; the node had landed, its session lived on,
+    # and it blocked the lock for everybody until the session ended
+    client = through(zk_client_factory, zk_faults, 1, 2, timeout=8)
+    mutex = RWMutex(client, "/lock")
+    mutex.lock(timeout=scaled(5))
+    mutex.unlock()
+    session = client.client_id[0]
+    zk_faults.proxy(1).add_toxic(name="slow", type="latency", stream="downstream", attributes={"latency": 2000})
+    with pytest.raises(Timeout):
+        mutex.lock(timeout=0.5)  # the create reaches the server at once; its answer is 2 s away
+    wait_until(lambda: zk_client.get_children("/lock"), 5, "the abandoned create landing")
+    zk_faults.reset(1)  # the connection goes before the answer arrives; the client moves to member 2
+    wait_until(lambda: client.connected, 20, "the client reconnecting")
+    assert client.client_id[0] == session  # the same session: its nodes live on unless deleted
+    wait_until(lambda: zk_client.get_children("/lock") == [], 20, "the abandoned create's node removed")
+    zk_faults.heal()
+    other = RWMutex(through(zk_client_factory, zk_faults, 3), "/lock")
+    other.lock(timeout=scaled(5))
+    other.unlock()
+
+
 def test_holder_partitioned_past_the_session_timeout_is_told_before_the_waiter_acquires(
     zk_faults: ProxiedEnsemble, zk_client_factory: Factory, pool: ThreadPoolExecutor
 ) -> None:

@@ -37,7 +37,7 @@ from kazoo.protocol.states import EventType, WatchedEvent, ZnodeStat
 from kazoo.security import ACL
 
 from .._util import Deadline
-from ..errors import ConnectionLost, InvalidArgument, Timeout
+from ..errors import ConnectionLost, InvalidArgument, SessionExpired, Timeout, ZkSyncError
 from .effects import WATCH, Forget, Machine, Release, Sweep
 from .requests import Requests
 from .sequence import SEQUENCE_PATTERN, parse_sequence, queue_order
@@ -366,23 +366,37 @@ def protected_create(
     tainted = False
     while True:
         try:
-            created = yield from requests.create(
-                prefix, deadline, value=value, acl=acl, ephemeral=True, sequence=True, retry=False
-            )
-            assert created is not None  # sequential creates never collide
-            return Place(created[0], created[1], tainted)
-        except ConnectionLost:
-            tainted = True
             try:
-                yield from requests.await_connection(deadline)
-            except Timeout:
-                # the create may have landed: whatever carries our GUID goes once we are back
-                yield Sweep(parent, guid)
-                raise requests.timeout("waiting for the connection after a lost create", parent) from None
+                created = yield from requests.create(
+                    prefix, deadline, value=value, acl=acl, ephemeral=True, sequence=True, retry=False
+                )
+                assert created is not None  # sequential creates never collide
+                return Place(created[0], created[1], tainted)
+            except ConnectionLost:
+                tainted = True
+            yield from requests.await_connection(deadline)
             found = yield from find_own(requests, parent, guid, deadline)
-            if found is not None:
-                found.tainted = True
-                return found
+        except BaseException as exc:
+            # The create may have landed, or may still land: a request left without an answer
+            # (a deadline passed, the connection went with it, the caller was cancelled) stays
+            # with kazoo, and it can reach the server after we gave up.  Answered, the driver
+            # deletes what it made; unanswered, it would leave a node of our live session
+            # blocking the queue until the session ends.  So whatever carries our GUID goes,
+            # now and once the old connection can deliver nothing more.  (A refusal, such as
+            # AccessDenied, is the server's answer: nothing was made.)
+            if _unanswered(exc):
+                yield Sweep(parent, guid)
+            raise
+        if found is not None:
+            found.tainted = True
+            return found
+
+
+def _unanswered(exc: BaseException) -> bool:
+    """Might the create behind ``exc`` have landed without our knowing?"""
+    if isinstance(exc, SessionExpired):
+        return False  # the session's end removes its ephemeral nodes
+    return isinstance(exc, (Timeout, ConnectionLost)) or not isinstance(exc, ZkSyncError)
 
 
 def find_own(requests: Requests, parent: str, guid: str, deadline: Deadline) -> Machine[Place | None]:
