@@ -43,17 +43,16 @@ class ChangeQueue:
 
     def get(self, timeout: float | None) -> Change | None:
         """The next change; None once closed; :class:`Timeout` after ``timeout`` seconds."""
-        f = self._follower
-        deadline = Deadline(timeout)
-        with f.cond:
-            while not self.items and not self.closed:
-                if f.error is not None:
-                    raise f.error
-                left = deadline.remaining()
-                if left is not None and left <= 0:
-                    raise Timeout("no change arrived", path=f.core.root, recipe=f.core.recipe)
-                f.cond.wait(left)
-            return self.items.popleft() if self.items else None
+        return self._follower.wait(self.take, timeout, "a change")[0]  # type: ignore[no-any-return]
+
+    def take(self) -> tuple[Change | None] | None:
+        """``(change,)`` when one is there, ``(None,)`` once closed, else None (``cond`` held;
+        the follower's error once the session is lost and nothing is left)."""
+        if self.items:
+            return (self.items.popleft(),)
+        if self.closed:
+            return (None,)
+        return None
 
     def close(self) -> None:
         f = self._follower
@@ -61,7 +60,7 @@ class ChangeQueue:
             self.closed = True
             if self in f.queues:
                 f.queues.remove(self)
-            f.cond.notify_all()
+            f._notify()
 
 
 class Follower:
@@ -75,6 +74,13 @@ class Follower:
         self.error: ZkSyncError | None = None
         self.watch: PersistentWatch | None = None
         self.behind_since: float | None = None  # while reloading after a reconnect: since when
+        self.wakers: set[Callable[[], None]] = set()  # asyncio waiters: called wherever cond is notified
+
+    def _notify(self) -> None:
+        """Wake every waiter, threads and coroutines (called with ``cond`` held)."""
+        self.cond.notify_all()
+        for wake in list(self.wakers):
+            wake()
 
     def start(self, timeout: float | None) -> None:
         """Set the watch; the caller then loads the rows (changes from here on are all seen)."""
@@ -95,7 +101,7 @@ class Follower:
             for queue in self.queues:
                 queue.closed = True
             self.queues.clear()
-            self.cond.notify_all()
+            self._notify()
 
     def subscribe(self) -> ChangeQueue:
         queue = ChangeQueue(self)
@@ -110,22 +116,31 @@ class Follower:
             if changes:
                 for queue in self.queues:
                     queue.items.extend(changes)
-            self.cond.notify_all()
+            self._notify()
 
     def wait(self, ready: Callable[[], Any], timeout: float | None, what: str) -> Any:
         """The first true ``ready()``, checked after every change; :class:`Timeout`."""
         deadline = Deadline(timeout)
         with self.cond:
             while True:
-                value = ready()
+                value = self.poll(ready)
                 if value:
                     return value
-                if self.error is not None:
-                    raise self.error
                 left = deadline.remaining()
                 if left is not None and left <= 0:
-                    raise Timeout(f"waiting for {what}", path=self.core.root, recipe=self.core.recipe)
+                    raise self.wait_timeout(what)
                 self.cond.wait(left)
+
+    def poll(self, ready: Callable[[], Any]) -> Any:
+        """``ready()`` when true; else the follower's error once the session is lost; else the
+        false value (``cond`` held)."""
+        value = ready()
+        if not value and self.error is not None:
+            raise self.error
+        return value
+
+    def wait_timeout(self, what: str) -> Timeout:
+        return Timeout(f"waiting for {what}", path=self.core.root, recipe=self.core.recipe)
 
     def sync(self, timeout: float | None) -> None:
         """Return once the replica shows every write that had completed anywhere when this was
@@ -137,14 +152,24 @@ class Follower:
         passed = threading.Event()
         tickets: list[int] = []
 
-        def marker() -> None:
-            tickets.append(self.core.replica.last_ticket)
+        def marker(ticket: int) -> None:
+            tickets.append(ticket)
             passed.set()
 
-        self.session.client.handler.dispatch_callback(Callback("watch", marker, ()))
+        self.mark(marker)
         if not passed.wait(deadline.remaining()):
-            raise Timeout("waiting for the notifications to be handled", path=self.core.root, recipe=self.core.recipe)
+            raise self.marker_timeout()
         self.wait(lambda: self.core.replica.answered(tickets[0]), deadline.remaining(), "the replica to catch up")
+
+    def mark(self, passed: Callable[[int], None]) -> None:
+        """Call ``passed(ticket)`` on the event thread once every notification that arrived
+        before now has been handled: ``ticket`` is the replica's last read ticket then."""
+        self.session.client.handler.dispatch_callback(
+            Callback("watch", lambda: passed(self.core.replica.last_ticket), ())
+        )
+
+    def marker_timeout(self) -> Timeout:
+        return Timeout("waiting for the notifications to be handled", path=self.core.root, recipe=self.core.recipe)
 
     def stale_for(self) -> float:
         """Seconds the replica may have been missing changes for: 0.0 while connected and
@@ -207,4 +232,4 @@ class Follower:
         with self.cond:
             self.error = error
             self.behind_since = self.behind_since or self.session.last_suspended_at or time.monotonic()
-            self.cond.notify_all()
+            self._notify()

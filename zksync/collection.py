@@ -21,7 +21,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from kazoo.client import KazooClient
 from kazoo.security import ACL
@@ -155,6 +155,19 @@ class CollectionBase:
             change.order[0],
         )
 
+    def _ready(self, key: str, predicate: Callable[[Any], bool] | None) -> Callable[[], tuple[Any] | None]:
+        """For ``wait_for``: ``(value,)`` once the replica holds ``key`` as the caller needs."""
+        check_key(key, path=self.path)
+
+        def ready() -> tuple[Any] | None:
+            row = self._core.replica.rows.get(key)
+            if row is None:
+                return None
+            value = self.codec.decode(row.value)
+            return (value,) if predicate is None or predicate(value) else None
+
+        return ready
+
     def _row(self, key: str) -> Row | None:
         return self._core.replica.rows.get(check_key(key, path=self.path))
 
@@ -175,23 +188,34 @@ class CollectionBase:
             raise ConnectionLost("not connected: the write was not sent", path=self.path, recipe=self.recipe)
 
 
-class Transaction:
-    """Writes to several keys that land together or not at all (see :meth:`Collection.transaction`)."""
+class TransactionBase:
+    """Writes to several keys that land together or not at all; the front-ends add ``commit``."""
 
-    def __init__(self, collection: Collection) -> None:
+    def __init__(self, collection: CollectionBase) -> None:
         self._collection = collection
         self.ops: list[RowOp] = []
 
-    def put(self, key: str, value: Any, version: int | None = None) -> Transaction:
+    def put(self: _T, key: str, value: Any, version: int | None = None) -> _T:
         self.ops.append(RowOp(check_key(key), self._collection.codec.encode(value), version))
         return self
 
-    def insert(self, key: str, value: Any) -> Transaction:
+    def insert(self: _T, key: str, value: Any) -> _T:
         return self.put(key, value, ABSENT)
 
-    def delete(self, key: str, version: int | None = None) -> Transaction:
+    def delete(self: _T, key: str, version: int | None = None) -> _T:
         self.ops.append(RowOp(check_key(key), None, version))
         return self
+
+    @staticmethod
+    def _versions(rows: list[Row | None]) -> list[int | None]:
+        return [None if row is None else row.version for row in rows]
+
+
+_T = TypeVar("_T", bound=TransactionBase)
+
+
+class Transaction(TransactionBase):
+    """Writes to several keys that land together or not at all (see :meth:`Collection.transaction`)."""
 
     def commit(self, timeout: float | None = None) -> list[int | None]:
         """Send every write at once; each one's new version (None: deleted)."""
@@ -199,7 +223,7 @@ class Transaction:
         c._check_writable()
         rows = run(c._core.commit(self.ops, timeout), c._session)
         c._follower.flush()
-        return [None if row is None else row.version for row in rows]
+        return self._versions(rows)
 
     def __enter__(self) -> Transaction:
         return self
@@ -280,16 +304,7 @@ class Collection(CollectionBase):
     def wait_for(self, key: str, predicate: Callable[[Any], bool] | None = None, timeout: float | None = None) -> Any:
         """Wait until the replica holds ``key`` (with a value ``predicate`` accepts) and return
         the value; :class:`~zksync.Timeout` after ``timeout`` seconds."""
-        check_key(key, path=self.path)
-
-        def ready() -> tuple[Any] | None:
-            row = self._core.replica.rows.get(key)
-            if row is None:
-                return None
-            value = self.codec.decode(row.value)
-            return (value,) if predicate is None or predicate(value) else None
-
-        return self._follower.wait(ready, timeout, f"{key!r} in the replica")[0]
+        return self._follower.wait(self._ready(key, predicate), timeout, f"{key!r} in the replica")[0]
 
     def refresh(self, timeout: float | None = None) -> None:
         """Read every row again (the watch keeps the replica current; this is for doubt)."""
