@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import sys
 import threading
 from collections.abc import Coroutine, Iterator
@@ -22,6 +23,7 @@ from kazoo.security import ACL
 
 import zksync
 import zksync.aio
+import zksync.aio.collection
 
 T = TypeVar("T")
 
@@ -393,6 +395,111 @@ class Watcher:
         self.close()
 
 
+class CollectionChanges:
+    def __init__(self, changes: zksync.aio.Changes) -> None:
+        self.aio = changes
+
+    def get(self, timeout: float | None = None) -> Any:
+        return loop().call(self.aio.get(timeout))
+
+    def close(self) -> None:
+        self.aio.close()
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            return loop().call(self.aio.__anext__())
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def __enter__(self) -> CollectionChanges:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class CollectionTransaction:
+    def __init__(self, transaction: zksync.aio.collection.Transaction) -> None:
+        self.aio = transaction
+
+    def put(self, key: str, value: Any, version: int | None = None) -> CollectionTransaction:
+        self.aio.put(key, value, version)
+        return self
+
+    def insert(self, key: str, value: Any) -> CollectionTransaction:
+        self.aio.insert(key, value)
+        return self
+
+    def delete(self, key: str, version: int | None = None) -> CollectionTransaction:
+        self.aio.delete(key, version)
+        return self
+
+    def commit(self, timeout: float | None = None) -> list[int | None]:
+        return loop().call(self.aio.commit(timeout))
+
+    def __enter__(self) -> CollectionTransaction:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if kind is None:
+            self.commit()
+
+
+class Collection:
+    """``zksync.aio.Collection`` called like ``zksync.Collection``: coroutines are run on the
+    loop, the replica's plain reads are called as they are."""
+
+    recipe = "Collection"
+
+    def __init__(self, client: KazooClient, path: str, *args: Any, **kwargs: Any) -> None:
+        self.aio = zksync.aio.Collection(client, path, *args, **kwargs)
+        self.path = self.aio.path
+        self._session = self.aio._session
+        self._core = self.aio._core
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.aio, name)
+        if not inspect.iscoroutinefunction(attribute):
+            return attribute
+
+        def blocking(*args: Any, **kwargs: Any) -> Any:
+            return loop().call(attribute(*args, **kwargs))
+
+        return blocking
+
+    def open(self, timeout: float | None = None) -> Collection:
+        loop().call(self.aio.open(timeout))
+        return self
+
+    def changes(self, timeout: float | None = None) -> CollectionChanges:
+        return CollectionChanges(self.aio.changes(timeout))
+
+    def transaction(self) -> CollectionTransaction:
+        return CollectionTransaction(self.aio.transaction())
+
+    @property
+    def stale(self) -> float:
+        return self.aio.stale
+
+    def __len__(self) -> int:
+        return len(self.aio)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.aio
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.aio)
+
+    def __enter__(self) -> Collection:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        loop().call(self.aio.close())
+
+
 FRONTENDS: dict[str, dict[str, Any]] = {
     "blocking": {
         "RWMutex": zksync.RWMutex,
@@ -401,6 +508,7 @@ FRONTENDS: dict[str, dict[str, Any]] = {
         "Sync": zksync.Sync,
         "locked": zksync.locked,
         "Watcher": zksync.Watcher,
+        "Collection": zksync.Collection,
     },
     "asyncio": {
         "RWMutex": RWMutex,
@@ -409,6 +517,7 @@ FRONTENDS: dict[str, dict[str, Any]] = {
         "Sync": Sync,
         "locked": _Locked(),
         "Watcher": Watcher,
+        "Collection": Collection,
     },
 }
 

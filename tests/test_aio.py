@@ -191,3 +191,32 @@ def test_a_waiter_cancelled_while_partitioned_has_its_node_removed_once_the_conn
     wait_until(lambda: len(zk_client.get_children("/lock")) == 1, 20, "cancelled waiter's node removed")
     assert near.connected  # within the session timeout: the same session, so the node had to be deleted
     holder.unlock()
+
+
+def test_many_coroutines_wait_on_one_collection_without_a_thread_each_and_a_cancelled_one_leaves_nothing(
+    zk_client_factory: Factory,
+) -> None:
+    async def scenario() -> None:
+        writer = await zksync.aio.Collection(zk_client_factory(), "/fortunes", member="writer").open(timeout=10)
+        async with zksync.aio.Collection(zk_client_factory(), "/fortunes", member="reader") as reader:
+            threads = threading.active_count()
+            waiting = [asyncio.create_task(reader.wait_for(f"k{n}", timeout=30)) for n in range(200)]
+            cancelled = asyncio.create_task(reader.wait_for("never", timeout=30))
+            changes = reader.changes(timeout=10)
+            await asyncio.sleep(0.1)
+            assert threading.active_count() == threads  # futures, not threads
+            cancelled.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await cancelled
+            async with writer.transaction() as transaction:
+                for n in range(200):
+                    transaction.insert(f"k{n}", n)
+            assert await asyncio.gather(*waiting) == list(range(200))
+            assert not reader._follower.wakers  # every waiter, the cancelled one too, is gone
+            first = await changes.get()
+            assert first is not None and first.new == 0 and first.old is None
+            changes.close()  # what it had buffered is still given, then the end
+            assert [c.new async for c in changes] == list(range(1, 200))
+        await writer.close()
+
+    run(scenario())

@@ -4,6 +4,7 @@ through one recursive watch (partitions and session expiry included)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,8 +18,15 @@ from zksync.testing.timing import scaled
 from zksync.testing.toxi import ProxiedEnsemble
 
 from .conftest import RequestCounter, WatchCounter, close_session_of, settle, tree, wait_until
+from .frontends import use_frontend
 
 Factory = Callable[..., KazooClient]
+
+
+@pytest.fixture(params=["blocking", "asyncio"], autouse=True)
+def frontend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every scenario of this file runs on both front-ends (see tests/frontends.py)."""
+    return use_frontend(request, sys.modules[__name__], monkeypatch)
 
 
 def opened(client: KazooClient, path: str = "/fortunes", **options: object) -> Collection:

@@ -31,11 +31,14 @@ from ..barrier import BarrierBase, DoubleBarrierBase
 from ..errors import LockLost
 from ..rwmutex import RWMutexBase
 from . import locked
+from .collection import Changes, Collection
 from .sync import Subscription, Sync
 from .watcher import Watcher, WatchSubscription
 
 __all__ = [
     "Barrier",
+    "Changes",
+    "Collection",
     "DoubleBarrier",
     "Lease",
     "RWMutex",
