@@ -107,7 +107,7 @@ def test_with_the_credential_an_operator_can_evict_a_stuck_participant(
     assert operator.present() == []
 
 
-def test_without_the_credential_one_can_neither_join_nor_write_a_collection(
+def test_without_the_credential_one_can_neither_join_nor_write_a_collection_but_may_follow_it(
     alice: KazooClient, mallory: KazooClient
 ) -> None:
     from zksync import Collection
@@ -117,10 +117,26 @@ def test_without_the_credential_one_can_neither_join_nor_write_a_collection(
     for path in ("/fortunes", "/fortunes/rows", "/fortunes/members", "/fortunes/members/alice"):
         assert {a.id.scheme for a in alice.get_acls(path)[0]} == {"digest", "world"}, path
     before = sorted(alice.get_children("/fortunes/members"))
-    with pytest.raises(AccessDenied):
+    with pytest.raises(AccessDenied, match="join=False"):
         Collection(mallory, "/fortunes", member="mallory").open(timeout=scaled(10))  # joining writes
     assert sorted(alice.get_children("/fortunes/members")) == before
-    assert mallory.get("/fortunes/rows/" + alice.get_children("/fortunes/rows")[0] + "/fortune-alice-1")[0] == (
-        b'"luck"'
-    )  # the ACL lets everybody read, and nobody else write
+    # the ACL lets everybody read: a reader follows the collection without joining it
+    reader = Collection(mallory, "/fortunes", member="mallory", join=False).open(timeout=scaled(10))
+    assert not reader.joined and reader.get("fortune-alice-1") == "luck"
+    owner.put("fortune-alice-2", "more luck")
+    assert reader.wait_for("fortune-alice-2", timeout=scaled(10)) == "more luck"
+    rows = {name: alice.get_children(f"/fortunes/rows/{name}") for name in alice.get_children("/fortunes/rows")}
+    with pytest.raises(AccessDenied):
+        reader.put("fortune-mallory-1", "mine")  # and nobody else writes
+    with pytest.raises(AccessDenied):
+        reader.delete("fortune-alice-1")
+    assert {name: alice.get_children(f"/fortunes/rows/{name}") for name in rows} == rows
+    assert owner.get("fortune-alice-1") == "luck" and reader.get("fortune-alice-1") == "luck"
+    assert reader.members() == ["alice"]
+    reader.close()
     owner.close()
+    # and a collection nobody else may read cannot be followed at all
+    private = [make_digest_acl("alice", "secret", all=True)]
+    Collection(alice, "/private", acl=private, member="alice").open(timeout=scaled(10)).close()
+    with pytest.raises(AccessDenied):
+        Collection(mallory, "/private", join=False).open(timeout=scaled(10))

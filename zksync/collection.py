@@ -90,6 +90,7 @@ class CollectionBase:
         acl: list[ACL] | None = None,
         values: str = "json",
         member: str | None = None,
+        join: bool = True,
     ) -> None:
         self.path = check_path(path, self.recipe)
         self.acl = check_acl(acl, self.recipe)
@@ -97,11 +98,19 @@ class CollectionBase:
         self.member = check_name(
             member or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}", "member", RECIPE
         )
+        if not isinstance(join, bool):
+            raise InvalidArgument(f"join must be a bool, not {type(join).__name__}", path=self.path, recipe=RECIPE)
         self._session = session_for(client, self.recipe)
         about = {"host": socket.gethostname(), "pid": os.getpid()}
-        self._core = CollectionCore(Requests(self._session, self.recipe, self.path), self.acl, self.member, about)
+        requests = Requests(self._session, self.recipe, self.path)
+        self._core = CollectionCore(requests, self.acl, self.member, about, join)
         self._follower = Follower(self._core, self._session)
         self._open = False
+
+    @property
+    def joined(self) -> bool:
+        """Listed among the members (opened with ``join=True``, and not closed)."""
+        return self._core.joined
 
     # ---- reads, from the replica ------------------------------------------------------------
     def get(self, key: str, default: Any = None) -> Any:

@@ -17,8 +17,9 @@ from kazoo.protocol.states import ZnodeStat
 from kazoo.security import ACL
 
 from ..._util import Deadline, check_timeout
-from ...errors import BadVersion, InvalidArgument, NodeExists, NoNode, Timeout, translate
-from ..effects import Check, Create, Delete, Machine, Multi, SetData
+from ...errors import AccessDenied, BadVersion, InvalidArgument, NodeExists, NoNode, Timeout, translate
+from ..effects import Check, Create, Delete, Machine, Multi, Release, SetData
+from ..queue import CLEANUP_WAIT
 from ..requests import Requests, failed_step
 from .layout import MEMBERS, ROWS, bucket, check_key, check_value, key_of, row_path
 from .replica import Replica, Row
@@ -49,25 +50,47 @@ class CollectionCore:
 
     recipe = RECIPE
 
-    def __init__(self, requests: Requests, acl: list[ACL] | None, member: str, about: dict[str, Any]) -> None:
+    def __init__(
+        self, requests: Requests, acl: list[ACL] | None, member: str, about: dict[str, Any], join: bool = True
+    ) -> None:
         self.requests = requests
         self.root = requests.path
         self.acl = acl
         self.member = member
+        self.join = join  # False: a reader that writes nothing to open (and is not listed)
+        self.joined = False
         self.about = about
         self.replica = Replica()
         self.buckets: set[str] = set()  # buckets known to exist
 
     # ---- joining and loading ------------------------------------------------------------
     def open(self, timeout: float | None) -> Machine[None]:
-        """Make the layout if it is new, join as a member, load every row."""
+        """Make the layout if it is new, join as a member, load every row; without ``join``,
+        only load (nothing is written: read permission is enough)."""
         r = self.requests
         deadline = self._deadline(timeout)
-        yield from r.ensure_path(f"{self.root}/{ROWS}", deadline, self.acl)
-        yield from r.ensure_path(f"{self.root}/{MEMBERS}", deadline, self.acl)
-        info = json.dumps(self.about, sort_keys=True).encode()
-        yield from r.create(f"{self.root}/{MEMBERS}/{self.member}", deadline, value=info, acl=self.acl, ephemeral=True)
-        yield from self.load(deadline)
+        if self.join:
+            member = f"{self.root}/{MEMBERS}/{self.member}"
+            try:
+                yield from r.ensure_path(f"{self.root}/{ROWS}", deadline, self.acl)
+                yield from r.ensure_path(f"{self.root}/{MEMBERS}", deadline, self.acl)
+                info = json.dumps(self.about, sort_keys=True).encode()
+                yield from r.create(member, deadline, value=info, acl=self.acl, ephemeral=True)
+            except AccessDenied:
+                raise AccessDenied(
+                    "the collection's ACL does not let this client join it (join=False follows it without "
+                    "being listed, with read permission only)",
+                    path=member,
+                    recipe=self.recipe,
+                ) from None
+            self.joined = True
+        try:
+            yield from self.load(deadline)
+        except BaseException:
+            if self.joined:  # leave again: at once, or once the connection is back
+                self.joined = False
+                yield Release(f"{self.root}/{MEMBERS}/{self.member}", CLEANUP_WAIT)
+            raise
 
     def load(self, deadline: Deadline) -> Machine[None]:
         """Read every row (pipelined) and make the replica that (see :meth:`Replica.resync`)."""
@@ -93,7 +116,9 @@ class CollectionCore:
         return sorted((yield from r.get_children(f"{self.root}/{MEMBERS}", self._deadline(timeout), missing_ok=True)))
 
     def close(self, timeout: float | None) -> Machine[None]:
-        yield from self.requests.delete(f"{self.root}/{MEMBERS}/{self.member}", self._deadline(timeout))
+        if self.joined:
+            self.joined = False
+            yield from self.requests.delete(f"{self.root}/{MEMBERS}/{self.member}", self._deadline(timeout))
 
     # ---- writes ---------------------------------------------------------------------------
     def put(self, key: str, value: bytes, version: int | None, timeout: float | None) -> Machine[Row]:
