@@ -19,7 +19,7 @@ from kazoo.security import ACL
 from ..._util import Deadline, check_timeout
 from ...errors import AccessDenied, BadVersion, InvalidArgument, NodeExists, NoNode, Timeout, translate
 from ..effects import Check, Create, Delete, Machine, Multi, Release, SetData
-from ..queue import CLEANUP_WAIT
+from ..queue import CLEANUP_WAIT, RELEASE_WAIT
 from ..requests import Requests, failed_step
 from .layout import MEMBERS, ROWS, bucket, check_key, check_value, key_of, row_path
 from .replica import Replica, Row
@@ -116,9 +116,12 @@ class CollectionCore:
         return sorted((yield from r.get_children(f"{self.root}/{MEMBERS}", self._deadline(timeout), missing_ok=True)))
 
     def close(self, timeout: float | None) -> Machine[None]:
+        """Leave: the member node goes at once (waiting up to ``timeout`` for the answer), or
+        once the connection is back when there is none."""
         if self.joined:
             self.joined = False
-            yield from self.requests.delete(f"{self.root}/{MEMBERS}/{self.member}", self._deadline(timeout))
+            wait = RELEASE_WAIT if timeout is None else min(RELEASE_WAIT, check_timeout(timeout) or 0.0)
+            yield Release(f"{self.root}/{MEMBERS}/{self.member}", wait)
 
     # ---- writes ---------------------------------------------------------------------------
     def put(self, key: str, value: bytes, version: int | None, timeout: float | None) -> Machine[Row]:
