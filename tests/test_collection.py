@@ -11,10 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from kazoo.client import KazooClient
 
-from zksync import BadVersion, ConnectionLost, InvalidArgument, InvalidState, NodeExists, SessionExpired
+from zksync import BadVersion, ConnectionLost, InvalidArgument, InvalidState, NodeExists, QueuedWrite, SessionExpired
 from zksync._core.collection import MAX_KEY_BYTES, MAX_VALUE_BYTES, row_path
 from zksync.collection import Changed, Collection
-from zksync.testing.timing import scaled
+from zksync.testing.timing import scaled, sleep
 from zksync.testing.toxi import ProxiedEnsemble
 
 from .conftest import RequestCounter, WatchCounter, close_session_of, settle, tree, wait_until
@@ -165,6 +165,11 @@ def test_a_collection_must_be_open_to_write_and_bad_options_are_refused(zk_clien
         Collection(zk_client, "/fortunes", values="pickle")
     with pytest.raises(InvalidArgument, match="member"):
         Collection(zk_client, "/fortunes", member="a/b")
+    for bad in ({"offline": "drop"}, {"offline": "queue", "queue_limit": 0}, {"queue_limit": True}, {"join": "no"}):
+        with pytest.raises(InvalidArgument):
+            Collection(zk_client, "/fortunes", **bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidState, match="not open"):
+        Collection(zk_client, "/fortunes", offline="queue").put("k", 1)  # not kept either
     assert tree(zk_client) == set()
 
 
@@ -276,3 +281,64 @@ def test_sync_makes_the_replica_show_every_write_finished_elsewhere_before_it(zk
     # must see all of it, though some reads its notifications asked for may still be out
     reader.sync(timeout=scaled(10))
     assert len(reader) == 100 and reader.get("fortune-099") == 99
+
+
+# ---- offline="queue": writes kept while disconnected, applied in order on reconnect ---------
+def test_queued_writes_are_kept_in_order_while_partitioned_and_applied_last_writer_wins_on_reconnect(
+    zk_faults: ProxiedEnsemble, zk_client_factory: Factory
+) -> None:
+    writer = opened(zk_client_factory(), member="writer")
+    writer.put("b", "there")
+    cut_client = zk_client_factory(hosts=zk_faults.hosts_of(1), timeout=scaled(10), randomize_hosts=False)
+    cut = opened(cut_client, member="cut", offline="queue", queue_limit=3)
+    assert isinstance(cut.put("before", 0), int)  # connected: sent at once
+    zk_faults.partition(1)
+    wait_until(lambda: not cut._session.is_connected(), what="the cut member disconnected")
+    first, second, gone = cut.put("a", 1), cut.put("a", 2), cut.delete("b")
+    assert all(isinstance(w, QueuedWrite) and not w.done() for w in (first, second, gone))
+    with pytest.raises(ConnectionLost, match="queue is full"):
+        cut.put("c", 3)
+    with pytest.raises(InvalidArgument):
+        cut.put("big", b"x" * (MAX_VALUE_BYTES + 1), timeout=1)  # refused before it is kept (bytes: not JSON)
+    for conditional in (lambda: cut.insert("x", 1), lambda: cut.update("a", lambda v: v, default=0)):
+        with pytest.raises(ConnectionLost, match="cannot be queued"):
+            conditional()
+    assert [(w.kind, w.key) for w in cut.queued] == [("put", "a"), ("put", "a"), ("delete", "b")]
+    writer.put("a", 100)  # meanwhile, elsewhere: the queued puts come later and win
+    assert cut.get("a") is None and cut.get("b") == "there"  # the replica shows what has landed
+    zk_faults.heal()
+    cut.drain(timeout=scaled(20))
+    assert isinstance(first, QueuedWrite) and isinstance(second, QueuedWrite) and isinstance(gone, QueuedWrite)
+    assert isinstance(first.result(0), int) and second.result(0) == first.result(0) + 1 and gone.result(0) is True
+    assert cut.queued == []
+    writer.wait_for("a", lambda v: v == 2, timeout=scaled(10))
+    wait_until(lambda: "b" not in writer, what="the queued delete seen elsewhere")
+    assert "c" not in writer and cut.get("a") == 2 and "b" not in cut
+    assert isinstance(cut.put("after", 4), int)  # the queue is empty: sent at once again
+
+
+def test_queued_writes_fail_with_the_session_and_with_close_never_silently(
+    zk_faults: ProxiedEnsemble, zk_client_factory: Factory
+) -> None:
+    cut_client = zk_client_factory(hosts=zk_faults.hosts_of(1), timeout=scaled(4), randomize_hosts=False)
+    cut = opened(cut_client, member="cut", offline="queue")
+    zk_faults.partition(1)
+    wait_until(lambda: not cut._session.is_connected(), what="the cut member disconnected")
+    write = cut.put("a", 1)
+    assert isinstance(write, QueuedWrite)
+    sleep(6)  # past the session timeout: the ensemble ends the session
+    zk_faults.heal()
+    with pytest.raises(SessionExpired):
+        write.result(scaled(30))
+    other = opened(zk_client_factory(hosts=zk_faults.hosts_of(2), timeout=scaled(10)), member="other", offline="queue")
+    zk_faults.partition(2)
+    wait_until(lambda: not other._session.is_connected(), what="the other member disconnected")
+    kept = other.put("k", 1)
+    assert isinstance(kept, QueuedWrite)
+    other.close()  # while disconnected: it leaves once the connection is back, and keeps nothing
+    with pytest.raises(InvalidState, match="closed before"):
+        kept.result(0)
+    zk_faults.heal()
+    check = opened(zk_client_factory(), member="check")
+    wait_until(lambda: check.members() == ["check"], what="the closed member gone")
+    assert "k" not in check

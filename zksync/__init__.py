@@ -16,6 +16,7 @@ from typing import Any
 from kazoo.client import KazooClient
 
 from . import locked
+from ._collection_queue import QueuedWrite
 from ._session import install_timeout_probe
 from .barrier import Barrier, DoubleBarrier
 from .collection import Changed, Changes, Collection
@@ -63,6 +64,7 @@ __all__ = [
     "NotEmpty",
     "NotHeld",
     "ParticipantLost",
+    "QueuedWrite",
     "RWMutex",
     "SessionExpired",
     "Subscription",

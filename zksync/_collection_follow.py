@@ -75,6 +75,7 @@ class Follower:
         self.watch: PersistentWatch | None = None
         self.behind_since: float | None = None  # while reloading after a reconnect: since when
         self.wakers: set[Callable[[], None]] = set()  # asyncio waiters: called wherever cond is notified
+        self.on_lost: Callable[[ZkSyncError], None] | None = None  # told when the session ends
 
     def _notify(self) -> None:
         """Wake every waiter, threads and coroutines (called with ``cond`` held)."""
@@ -233,3 +234,5 @@ class Follower:
             self.error = error
             self.behind_since = self.behind_since or self.session.last_suspended_at or time.monotonic()
             self._notify()
+        if self.on_lost is not None:
+            self.on_lost(error)

@@ -58,6 +58,13 @@ def check_timeout(timeout: float | None, name: str = "timeout") -> float | None:
     return float(timeout)
 
 
+def check_count(value: object, name: str, recipe: str, minimum: int = 1) -> int:
+    """An ``int`` of at least ``minimum`` (a bool is not one)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidArgument(f"{name} must be an int >= {minimum}, got {value!r}", recipe=recipe)
+    return value
+
+
 def check_path(path: object, recipe: str) -> str:
     """An absolute ZooKeeper path, not the root, without empty, '.' or '..' segments."""
     if not isinstance(path, str):

@@ -27,14 +27,15 @@ from kazoo.client import KazooClient
 from kazoo.security import ACL
 
 from ._collection_follow import ChangeQueue, Follower
+from ._collection_queue import DEFAULT_LIMIT, OfflineQueue, QueuedWrite, closed_error
 from ._core.collection import Change, Row
-from ._core.collection.layout import check_key
+from ._core.collection.layout import check_key, check_value
 from ._core.collection.service import ABSENT, CollectionCore, RowOp
 from ._core.requests import Requests
 from ._drive.blocking import run
 from ._session import session_for
-from ._util import check_acl, check_name, check_path
-from .errors import ConnectionLost, InvalidArgument, InvalidState
+from ._util import check_acl, check_count, check_name, check_path, check_timeout
+from .errors import ConnectionLost, InvalidArgument, InvalidState, Timeout
 
 RECIPE = "Collection"
 
@@ -91,6 +92,8 @@ class CollectionBase:
         values: str = "json",
         member: str | None = None,
         join: bool = True,
+        offline: str = "fail",
+        queue_limit: int = DEFAULT_LIMIT,
     ) -> None:
         self.path = check_path(path, self.recipe)
         self.acl = check_acl(acl, self.recipe)
@@ -106,6 +109,13 @@ class CollectionBase:
         self._core = CollectionCore(requests, self.acl, self.member, about, join)
         self._follower = Follower(self._core, self._session)
         self._open = False
+        if offline not in ("fail", "queue"):
+            raise InvalidArgument(f"offline must be 'fail' or 'queue', got {offline!r}", path=self.path, recipe=RECIPE)
+        limit = check_count(queue_limit, "queue_limit", RECIPE)
+        self._queue: OfflineQueue | None = None
+        if offline == "queue":
+            self._queue = OfflineQueue(self._core, self._session, limit, self._follower.flush)
+            self._follower.on_lost = self._queue.close
 
     @property
     def joined(self) -> bool:
@@ -194,7 +204,37 @@ class CollectionBase:
         """Writes fail at once while disconnected (reads go on from the replica)."""
         self._check_open()
         if not self._session.is_connected():
-            raise ConnectionLost("not connected: the write was not sent", path=self.path, recipe=self.recipe)
+            queued = " (a compare-and-set, update or transaction cannot be queued)" if self._queue is not None else ""
+            raise ConnectionLost(f"not connected: the write was not sent{queued}", path=self.path, recipe=self.recipe)
+
+    def _offer(self, kind: str, key: str, value: bytes | None, version: int | None) -> QueuedWrite | None:
+        """With ``offline="queue"``, a plain put or delete that must wait is queued (returned);
+        None when the write goes now.  Other writes fail at once while disconnected."""
+        if self._queue is None or version is not None:
+            self._check_writable()
+            return None
+        self._check_open()
+        key = check_key(key, path=self.path)
+        return self._queue.offer(kind, key, None if value is None else check_value(value, path=self.path))
+
+    def _queued_ahead(self) -> bool:
+        """Writes are queued that a compare-and-set, update or transaction must not overtake."""
+        return self._queue is not None and len(self._queue) > 0
+
+    @property
+    def queued(self) -> list[QueuedWrite]:
+        """The writes kept while disconnected that are not applied yet, oldest first."""
+        return self._queue.pending() if self._queue is not None else []
+
+    def _opened(self) -> None:
+        self._open = True
+        if self._queue is not None:
+            self._queue.start()
+        self._follower.flush()
+
+    def _close_queue(self) -> None:
+        if self._queue is not None:
+            self._queue.close(closed_error(self.path, self.recipe))
 
 
 class TransactionBase:
@@ -229,7 +269,9 @@ class Transaction(TransactionBase):
     def commit(self, timeout: float | None = None) -> list[int | None]:
         """Send every write at once; each one's new version (None: deleted)."""
         c = self._collection
+        assert isinstance(c, Collection)
         c._check_writable()
+        c._after_queued(timeout)
         rows = run(c._core.commit(self.ops, timeout), c._session)
         c._follower.flush()
         return self._versions(rows)
@@ -286,8 +328,7 @@ class Collection(CollectionBase):
         except BaseException:
             self._follower.stop()
             raise
-        self._open = True
-        self._follower.flush()
+        self._opened()
         return self
 
     def close(self, timeout: float | None = None) -> None:
@@ -295,6 +336,7 @@ class Collection(CollectionBase):
         keeps what it had."""
         if self._open:
             self._open = False
+            self._close_queue()
             self._follower.stop()
             run(self._core.close(timeout), self._session)
 
@@ -321,30 +363,54 @@ class Collection(CollectionBase):
         run(self._core.load(self._core._deadline(timeout)), self._session)
         self._follower.flush()
 
-    def put(self, key: str, value: Any, version: int | None = None, timeout: float | None = None) -> int:
+    def put(self, key: str, value: Any, version: int | None = None, timeout: float | None = None) -> int | QueuedWrite:
         """Write ``key``; with ``version``, only over that version (a compare-and-set:
-        :class:`~zksync.BadVersion` otherwise).  Returns the new version."""
-        self._check_writable()
-        row = run(self._core.put(key, self.codec.encode(value), version, timeout), self._session)
+        :class:`~zksync.BadVersion` otherwise).  Returns the new version; with
+        ``offline="queue"``, a plain put made while disconnected (or behind queued writes) is
+        kept and a :class:`QueuedWrite` returned instead."""
+        encoded = self.codec.encode(value)
+        queued = self._offer("put", key, encoded, version)
+        if queued is not None:
+            return queued
+        self._after_queued(timeout)
+        row = run(self._core.put(key, encoded, version, timeout), self._session)
         self._follower.flush()
         return row.version
 
     def insert(self, key: str, value: Any, timeout: float | None = None) -> int:
         """Write ``key`` only if it does not exist (:class:`~zksync.NodeExists` otherwise)."""
-        return self.put(key, value, ABSENT, timeout)
+        version = self.put(key, value, ABSENT, timeout)
+        assert isinstance(version, int)  # a conditional write is never queued
+        return version
 
-    def delete(self, key: str, version: int | None = None, timeout: float | None = None) -> bool:
-        """Delete ``key`` (only at ``version``, when given); False when it was not there."""
-        self._check_writable()
+    def delete(self, key: str, version: int | None = None, timeout: float | None = None) -> bool | QueuedWrite:
+        """Delete ``key`` (only at ``version``, when given); False when it was not there.  With
+        ``offline="queue"``, a plain delete may be queued like a put."""
+        queued = self._offer("delete", key, None, version)
+        if queued is not None:
+            return queued
+        self._after_queued(timeout)
         deleted = run(self._core.delete(key, version, timeout), self._session)
         self._follower.flush()
         return deleted
+
+    def drain(self, timeout: float | None = None) -> None:
+        """Wait until every queued write is applied or has failed (see :attr:`queued`);
+        :class:`~zksync.Timeout` after ``timeout`` seconds."""
+        if self._queue is not None and not self._queue.wait_empty(check_timeout(timeout)):
+            raise Timeout(f"{len(self._queue)} queued writes are still waiting", path=self.path, recipe=RECIPE)
+
+    def _after_queued(self, timeout: float | None) -> None:
+        """A write sent now waits until the writes queued before it are applied."""
+        if self._queued_ahead():
+            self.drain(timeout)
 
     def update(self, key: str, change: Callable[[Any], Any], default: Any = None, timeout: float | None = None) -> Any:
         """Write ``change(current)`` with a compare-and-set, again (with the value read anew) on
         every conflict, until it lands or ``timeout`` passes; returns the value written.
         ``current`` is ``default`` for an absent key."""
         self._check_writable()
+        self._after_queued(timeout)
         row = run(self._core.update(key, self._encoder(change, default), timeout), self._session)
         self._follower.flush()
         assert row is not None

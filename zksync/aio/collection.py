@@ -23,10 +23,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from .._collection_follow import ChangeQueue, Follower
+from .._collection_queue import QueuedWrite
 from .._core.collection.service import ABSENT
 from .._drive.aio import Expired, run, within
-from .._util import Deadline
+from .._util import Deadline, check_timeout
 from ..collection import Changed, CollectionBase, TransactionBase
+from ..errors import Timeout
 
 __all__ = ["Changes", "Collection", "Transaction"]
 
@@ -75,7 +77,9 @@ class Transaction(TransactionBase):
     async def commit(self, timeout: float | None = None) -> list[int | None]:
         """Send every write at once; each one's new version (None: deleted)."""
         c = self._collection
+        assert isinstance(c, Collection)
         c._check_writable()
+        await c._after_queued(timeout)
         rows = await run(c._core.commit(self.ops, timeout), c._session)
         c._follower.flush()
         return self._versions(rows)
@@ -132,14 +136,14 @@ class Collection(CollectionBase):
         except BaseException:
             self._follower.stop()
             raise
-        self._open = True
-        self._follower.flush()
+        self._opened()
         return self
 
     async def close(self, timeout: float | None = None) -> None:
         """Leave the collection; the replica keeps what it had."""
         if self._open:
             self._open = False
+            self._close_queue()
             self._follower.stop()
             await run(self._core.close(timeout), self._session)
 
@@ -186,23 +190,46 @@ class Collection(CollectionBase):
         await run(self._core.load(self._core._deadline(timeout)), self._session)
         self._follower.flush()
 
-    async def put(self, key: str, value: Any, version: int | None = None, timeout: float | None = None) -> int:
-        """Write ``key`` (see :meth:`zksync.Collection.put`); returns the new version."""
-        self._check_writable()
-        row = await run(self._core.put(key, self.codec.encode(value), version, timeout), self._session)
+    async def put(
+        self, key: str, value: Any, version: int | None = None, timeout: float | None = None
+    ) -> int | QueuedWrite:
+        """Write ``key`` (see :meth:`zksync.Collection.put`); returns the new version, or the
+        :class:`QueuedWrite` kept with ``offline="queue"`` (``await asyncio.wrap_future(w)``)."""
+        encoded = self.codec.encode(value)
+        queued = self._offer("put", key, encoded, version)
+        if queued is not None:
+            return queued
+        await self._after_queued(timeout)
+        row = await run(self._core.put(key, encoded, version, timeout), self._session)
         self._follower.flush()
         return row.version
 
     async def insert(self, key: str, value: Any, timeout: float | None = None) -> int:
         """Write ``key`` only if it does not exist (:class:`~zksync.NodeExists` otherwise)."""
-        return await self.put(key, value, ABSENT, timeout)
+        version = await self.put(key, value, ABSENT, timeout)
+        assert isinstance(version, int)  # a conditional write is never queued
+        return version
 
-    async def delete(self, key: str, version: int | None = None, timeout: float | None = None) -> bool:
-        """Delete ``key`` (only at ``version``, when given); False when it was not there."""
-        self._check_writable()
+    async def delete(self, key: str, version: int | None = None, timeout: float | None = None) -> bool | QueuedWrite:
+        """Delete ``key`` (only at ``version``, when given); False when it was not there (or
+        the :class:`QueuedWrite` kept with ``offline="queue"``)."""
+        queued = self._offer("delete", key, None, version)
+        if queued is not None:
+            return queued
+        await self._after_queued(timeout)
         deleted = await run(self._core.delete(key, version, timeout), self._session)
         self._follower.flush()
         return deleted
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait until every queued write is applied or has failed; :class:`~zksync.Timeout`."""
+        queue = self._queue
+        if queue is not None and len(queue) and not await asyncio.to_thread(queue.wait_empty, check_timeout(timeout)):
+            raise Timeout(f"{len(queue)} queued writes are still waiting", path=self.path, recipe=self.recipe)
+
+    async def _after_queued(self, timeout: float | None) -> None:
+        if self._queued_ahead():
+            await self.drain(timeout)
 
     async def update(
         self, key: str, change: Callable[[Any], Any], default: Any = None, timeout: float | None = None
@@ -210,6 +237,7 @@ class Collection(CollectionBase):
         """Write ``change(current)`` with a compare-and-set until it lands (see
         :meth:`zksync.Collection.update`); returns the value written."""
         self._check_writable()
+        await self._after_queued(timeout)
         row = await run(self._core.update(key, self._encoder(change, default), timeout), self._session)
         self._follower.flush()
         assert row is not None
