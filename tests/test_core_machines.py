@@ -292,3 +292,33 @@ def test_the_lowest_instance_looks_again_when_an_instance_joined_between_its_two
     script.expect(Exists, path="/run/instances/p-0000000002")
     script.answer(None)
     assert script.done
+
+
+def test_pipelined_reads_go_a_window_at_a_time_and_those_a_connection_loss_met_go_again_together() -> None:
+    from zksync._core.effects import Get, SendMany
+    from zksync._core.requests import PIPELINE_WINDOW
+
+    paths = [f"/c/{n}" for n in range(2 * PIPELINE_WINDOW + 5)]
+    script = Script(Requests(Session(), "Collection", "/c").get_many(paths, Deadline(10)))
+    answers: dict[str, Any] = {}
+    sent = []
+    while isinstance(script.effect, SendMany):
+        window = [request.path for request in script.effect.requests if isinstance(request, Get)]
+        sent.append(len(window))
+        outcomes: list[Any] = []
+        for path in window:
+            n = int(path.rsplit("/", 1)[1])
+            if n % 7 == 0 and path not in answers:  # met a connection loss the first time
+                answers[path] = None
+                outcomes.append(ConnectionLoss())
+            elif n % 11 == 0:
+                outcomes.append(NoNodeError())
+            else:
+                outcomes.append((path.encode(), stat()))
+        script.answer(outcomes)
+        if isinstance(script.effect, AwaitConnected):
+            script.answer(True)
+    lost = len([n for n in range(len(paths)) if n % 7 == 0])
+    assert sent == [PIPELINE_WINDOW, PIPELINE_WINDOW, 5, lost]  # again in one window, not one by one
+    assert script.done
+    assert script.result == [None if n % 11 == 0 else (p.encode(), stat()) for n, p in enumerate(paths)]

@@ -103,6 +103,9 @@ class _StopAtDeadline(stop_base):
         return self.deadline.expired()
 
 
+PIPELINE_WINDOW = 1000  # requests of one pipelined call in flight at once (bounds the memory of a big load)
+
+
 class Requests:
     """ZooKeeper calls for one recipe object, bounded, retried and translated."""
 
@@ -222,45 +225,45 @@ class Requests:
 
     def exists_many(self, paths: list[str], deadline: Deadline) -> Machine[list[ZnodeStat | None]]:
         """``exists`` of every path, pipelined (see :meth:`_pipelined`)."""
-        return (
-            yield from self._pipelined([Exists(path) for path in paths], deadline, lambda p: self.exists(p, deadline))
-        )
+        return (yield from self._pipelined([Exists(path) for path in paths], deadline))
 
     def get_many(self, paths: list[str], deadline: Deadline) -> Machine[list[tuple[bytes, ZnodeStat] | None]]:
         """``get`` of every path, pipelined; None for a node that does not exist."""
-        return (yield from self._pipelined([Get(path) for path in paths], deadline, lambda p: self.get(p, deadline)))
+        return (yield from self._pipelined([Get(path) for path in paths], deadline))
 
     def get_children_many(self, paths: list[str], deadline: Deadline) -> Machine[list[list[str]]]:
         """The children of every path, pipelined; [] for a node that does not exist."""
-        return (
-            yield from self._pipelined(
-                [GetChildren(path) for path in paths],
-                deadline,
-                lambda p: self.get_children(p, deadline, missing_ok=True),
-                missing=[],
-            )
-        )
+        return (yield from self._pipelined([GetChildren(path) for path in paths], deadline, missing=[]))
 
-    def _pipelined(
-        self, requests: list[Any], deadline: Deadline, again: Callable[[str], Machine[Any]], missing: Any = None
-    ) -> Machine[list[Any]]:
-        """Send every request at once, then collect each answer: one that meets a connection
-        loss is asked again on its own (``again(path)``), a missing node answers ``missing``."""
+    def _pipelined(self, requests: list[Any], deadline: Deadline, missing: Any = None) -> Machine[list[Any]]:
+        """Send the requests :data:`PIPELINE_WINDOW` at a time, each window at once, and collect
+        every answer; a missing node answers ``missing``.  The requests that met a connection loss
+        are sent again, pipelined too, once the connection is back (until the deadline)."""
         self.ensure_usable()
-        outcomes: list[Any] = yield SendMany(tuple(requests), deadline)
-        out: list[Any] = []
-        for request, outcome in zip(requests, outcomes):
-            if isinstance(outcome, RETRYABLE):
-                out.append((yield from again(request.path)))
-            elif isinstance(outcome, kz.NoNodeError):
-                out.append(missing)
-            elif isinstance(outcome, NoAnswer):
-                raise self.timeout("waiting for ZooKeeper to answer")
-            elif isinstance(outcome, BaseException):
-                with translate(self.path, self.recipe):
-                    raise outcome
-            else:
-                out.append(outcome)
+        out: list[Any] = [missing] * len(requests)
+        todo = list(range(len(requests)))
+        while todo:
+            lost: list[int] = []
+            for start in range(0, len(todo), PIPELINE_WINDOW):
+                window = todo[start : start + PIPELINE_WINDOW]
+                outcomes: list[Any] = yield SendMany(tuple(requests[i] for i in window), deadline)
+                for i, outcome in zip(window, outcomes):
+                    if isinstance(outcome, RETRYABLE):
+                        lost.append(i)
+                    elif isinstance(outcome, kz.NoNodeError):
+                        out[i] = missing
+                    elif isinstance(outcome, NoAnswer):
+                        raise self.timeout("waiting for ZooKeeper to answer")
+                    elif isinstance(outcome, BaseException):
+                        with translate(self.path, self.recipe):
+                            raise outcome
+                    else:
+                        out[i] = outcome
+            if lost:
+                if deadline.expired():
+                    raise self.timeout("waiting for the connection to ZooKeeper to come back")
+                yield from self.await_connection(deadline)
+            todo = lost
         return out
 
     def get(self, path: str, deadline: Deadline, watch: WatchSpec = None) -> Machine[tuple[bytes, ZnodeStat] | None]:
