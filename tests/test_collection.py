@@ -4,6 +4,7 @@ through one recursive watch (partitions and session expiry included)."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,8 +30,8 @@ def frontend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     return use_frontend(request, sys.modules[__name__], monkeypatch)
 
 
-def opened(client: KazooClient, path: str = "/fortunes", **options: object) -> Collection:
-    return Collection(client, path, **options).open(timeout=scaled(10))  # type: ignore[arg-type]
+def opened(client: KazooClient, path: str = "/fortunes", timeout: float = 10, **options: object) -> Collection:
+    return Collection(client, path, **options).open(timeout=scaled(timeout))  # type: ignore[arg-type]
 
 
 def test_a_writer_reads_its_writes_at_once_and_another_process_loads_them(zk_client_factory: Factory) -> None:
@@ -167,7 +168,7 @@ def test_a_collection_must_be_open_to_write_and_bad_options_are_refused(zk_clien
         Collection(zk_client, "/fortunes", member="a/b")
     for bad in ({"offline": "drop"}, {"offline": "queue", "queue_limit": 0}, {"queue_limit": True}, {"join": "no"}):
         with pytest.raises(InvalidArgument):
-            Collection(zk_client, "/fortunes", **bad)  # type: ignore[arg-type]
+            Collection(zk_client, "/fortunes", **bad)
     with pytest.raises(InvalidState, match="not open"):
         Collection(zk_client, "/fortunes", offline="queue").put("k", 1)  # not kept either
     assert tree(zk_client) == set()
@@ -342,3 +343,71 @@ def test_queued_writes_fail_with_the_session_and_with_close_never_silently(
     check = opened(zk_client_factory(), member="check")
     wait_until(lambda: check.members() == ["check"], what="the closed member gone")
     assert "k" not in check
+
+
+DOOMED = """
+import subprocess
+import sys
+import zksync
+
+client = zksync.connect(sys.argv[1], session_timeout=float(sys.argv[2]))
+fortunes = zksync.Collection(client, "/fortunes", member="doomed").open(timeout=30)
+print("open", flush=True)
+n = 0
+while True:  # transactions of 20 keys, one after another, until killed
+    transaction = fortunes.transaction()
+    for k in range(20):
+        transaction.put(f"t{n:05d}-{k:02d}", {"n": n, "pad": "x" * 200})
+    transaction.commit(timeout=30)
+    n += 1
+"""
+
+
+def test_a_member_killed_mid_transaction_leaves_whole_transactions_and_leaves_the_members(
+    zk_client_factory: Factory, zk_hosts: str, zk_chroot: str
+) -> None:
+    reader = opened(zk_client_factory(), member="reader")
+    doomed = subprocess.Popen(
+        [sys.executable, "-c", DOOMED, f"{zk_hosts}{zk_chroot}", str(scaled(4))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert doomed.stdout is not None and doomed.stdout.readline().strip() == "open"
+        wait_until(lambda: len(reader) >= 20 * 10, 30, "ten transactions")
+        doomed.kill()  # SIGKILL: whatever it was sending is cut off where it was
+        doomed.wait(scaled(10))
+    finally:
+        if doomed.poll() is None:
+            doomed.kill()
+    wait_until(lambda: reader.members() == ["reader"], 30, "the killed member's session ended")
+    reader.sync(timeout=scaled(10))
+    by_transaction: dict[int, set[str]] = {}
+    for key, value in reader.items():
+        by_transaction.setdefault(value["n"], set()).add(key)
+    assert by_transaction and all(len(keys) == 20 for keys in by_transaction.values())  # all or nothing
+    assert sorted(by_transaction) == list(range(len(by_transaction)))  # in order, none lost in between
+    assert reader.items() == opened(zk_client_factory(), member="check").items()  # the replica is the truth
+
+
+def test_a_collection_of_100000_keys_loads_whole_and_keeps_every_listing_small(
+    zk_client_factory: Factory, zk_client: KazooClient, frontend: str
+) -> None:
+    if frontend != "blocking":
+        pytest.skip("the load is the same core on either front-end; once is enough for 100,000 keys")
+    keys = 100_000
+    writer = opened(zk_client_factory(), member="writer")
+    for start in range(0, keys, 1000):  # a thousand keys a transaction
+        transaction = writer.transaction()
+        for n in range(start, start + 1000):
+            transaction.insert(f"user/{n:06d}", {"n": n})
+        transaction.commit(timeout=scaled(60))
+    assert len(writer) == keys
+    reader = opened(zk_client_factory(), member="reader", timeout=scaled(120))
+    assert len(reader) == keys and reader.get("user/054321") == {"n": 54321}
+    assert [k for k, _ in reader.scan("user/09999")] == [f"user/{n:06d}" for n in range(99990, 100000)]
+    buckets = zk_client.get_children("/fortunes/rows")
+    assert len(buckets) == 256
+    largest = max(sum(len(name) + 4 for name in zk_client.get_children(f"/fortunes/rows/{b}")) for b in buckets)
+    assert largest < 1_048_575 // 10  # one bucket's listing: far below jute.maxbuffer

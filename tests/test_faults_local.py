@@ -297,3 +297,34 @@ def test_giving_up_after_a_lost_create_reply_still_removes_the_node_it_made(
     writer = RWMutex(zk_client_factory(), "/lock")
     writer.lock(timeout=scaled(5))
     writer.unlock()
+
+
+def test_a_collection_replica_whose_member_restarts_catches_up_with_every_change(
+    ensemble: Ensemble, zk_client_factory: Factory
+) -> None:
+    from zksync import Collection
+
+    index = follower(ensemble)
+    writer = Collection(zk_client_factory(hosts=others(ensemble, index)), "/fortunes", member="writer")
+    writer.open(timeout=scaled(10))
+    writer.put("kept", 0)
+    writer.put("changed", 0)
+    writer.put("deleted", 0)
+    reader_client = zk_client_factory(hosts=only(ensemble, index), timeout=scaled(30))
+    reader = Collection(reader_client, "/fortunes", member="reader").open(timeout=scaled(10))
+    changes = reader.changes(timeout=scaled(30))
+    ensemble.kill(index)  # the reader's only member goes down: it keeps its replica, and says how old
+    wait_until(lambda: reader.stale > 0.0, 10, "the reader disconnected")
+    for n in range(1, 11):
+        writer.put("changed", n)
+    writer.delete("deleted")
+    writer.put("new", "while it was down")
+    assert reader.get("changed") == 0 and reader.get("deleted") == 0
+    ensemble.start_member(index, timeout=scaled(60))  # back with the same session: a resync
+    reader.wait_for("new", timeout=scaled(30))
+    wait_until(lambda: reader.stale == 0.0, 30, "the replica caught up")
+    assert dict(reader.items()) == {"kept": 0, "changed": 10, "new": "while it was down"}
+    missed = {c.key: (c.old, c.new) for c in (changes.get(timeout=scaled(10)) for _ in range(3)) if c is not None}
+    assert missed == {"changed": (0, 10), "deleted": (0, None), "new": (None, "while it was down")}
+    assert reader_client.client_id is not None and sorted(writer.members()) == ["reader", "writer"]
+    changes.close()

@@ -53,7 +53,7 @@ def _locked(method: F) -> F:
 HOLD_AT_MOST = 10_000  # changes held back before they are given out anyway (order then per batch)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Row:
     """One key's value as ZooKeeper last showed it."""
 
@@ -63,7 +63,7 @@ class Row:
     mzxid: int  # the zxid of the write that made this value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     """``key`` went from ``old`` to ``new`` (None: absent)."""
 

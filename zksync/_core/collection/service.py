@@ -20,7 +20,7 @@ from ..._util import Deadline, check_timeout
 from ...errors import AccessDenied, BadVersion, InvalidArgument, NodeExists, NoNode, Timeout, translate
 from ..effects import Check, Create, Delete, Machine, Multi, Release, SetData
 from ..queue import CLEANUP_WAIT, RELEASE_WAIT
-from ..requests import Requests, failed_step
+from ..requests import PIPELINE_WINDOW, Requests, failed_step
 from .layout import MEMBERS, ROWS, bucket, check_key, check_value, key_of, row_path
 from .replica import Replica, Row
 
@@ -105,10 +105,12 @@ class CollectionCore:
         listings = yield from r.get_children_many([f"{self.root}/{ROWS}/{b}" for b in buckets], deadline)
         paths = [f"{self.root}/{ROWS}/{b}/{name}" for b, names in zip(buckets, listings) for name in names]
         rows = []
-        for path, found in zip(paths, (yield from r.get_many(paths, deadline))):
-            key = key_of(self.root, path)
-            if key is not None and found is not None:
-                rows.append(row_of(key, found[0], found[1]))
+        for start in range(0, len(paths), PIPELINE_WINDOW):  # made into rows a window at a time
+            window = paths[start : start + PIPELINE_WINDOW]
+            for path, found in zip(window, (yield from r.get_many(window, deadline))):
+                key = key_of(self.root, path)
+                if key is not None and found is not None:
+                    rows.append(row_of(key, found[0], found[1]))
         return rows
 
     def members(self, timeout: float | None) -> Machine[list[str]]:
