@@ -23,7 +23,9 @@ Uses ``ZOOKEEPER_PEERS`` when set, else starts a local 3-node ensemble.  Measure
    returns (loaded), and ``TreeCache.start()`` until its INITIALIZED event, alternating
    (``--repeats`` times each; quick: 1).  Reports the load time, the requests sent while loading
    and the resident memory the load added (``VmRSS`` after minus before, after ``gc.collect()``)
-   per key.
+   per key; then one more load of each under ``tracemalloc`` (not timed): the Python heap the
+   replica keeps per key, and the peak while loading (resident memory keeps much of that peak:
+   the allocator seldom gives it back).
 
 Writes results.json and results.md to ``--out`` (default benchmarks/results/collection/).
 """
@@ -40,6 +42,7 @@ import sys
 import threading
 import time
 import traceback
+import tracemalloc
 import uuid
 from collections import Counter
 from multiprocessing.context import SpawnProcess
@@ -266,12 +269,14 @@ def loader(params: Result, results: Any) -> None:
     """Load the collection at ``path`` in this fresh process: the time, the requests, and the
     resident memory it added."""
     try:
-        results.put(load_once(params["kind"], params["path"], params["hosts"]))
+        results.put(load_once(params["kind"], params["path"], params["hosts"], params.get("trace", False)))
     except BaseException as exc:
         results.put({"kind": params.get("kind"), "error": repr(exc), "trace": traceback.format_exc()[-2000:]})
 
 
-def load_once(kind: str, path: str, hosts: str) -> Result:
+def load_once(kind: str, path: str, hosts: str, trace: bool) -> Result:
+    """One load; with ``trace``, under ``tracemalloc`` (what Python objects the load kept and
+    its peak) instead of timed."""
     client = zksync.connect(hosts, timeout=60, session_timeout=SESSION_TIMEOUT)
     counter = ClientCounter(client)  # before the Collection: zksync's router wraps the counter
     initialized = threading.Event()
@@ -285,6 +290,8 @@ def load_once(kind: str, path: str, hosts: str) -> Result:
     try:
         gc.collect()
         before = rss_kib()
+        if trace:
+            tracemalloc.start()
         start = time.monotonic()
         if kind == "zksync":
             collection = zksync.Collection(client, path).open(600)
@@ -301,8 +308,15 @@ def load_once(kind: str, path: str, hosts: str) -> Result:
         requests, notifications = counter.copy()
         gc.collect()
         after = rss_kib()
+        traced: Result = {}
+        if trace:
+            current, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            traced = {"traced_current_bytes": current, "traced_peak_bytes": peak}
         return {
             "kind": kind,
+            "traced": trace,
+            **traced,
             "load_s": elapsed,
             "loaded": loaded,
             "rss_before_kib": before,
@@ -496,13 +510,15 @@ def load_round(hosts: str, root: str, keys: int, repeats: int) -> Result:
     path = f"{root}/loaded"
     client = zksync.connect(hosts, timeout=60, session_timeout=SESSION_TIMEOUT)
     runs: dict[str, list[Result]] = {kind: [] for kind in KINDS}
+    traced: dict[str, list[Result]] = {kind: [] for kind in KINDS}
     try:
         fill_s = fill(client, path, keys)
         ctx = multiprocessing.get_context("spawn")
-        for _ in range(repeats):
+        for round_ in range(repeats + 1):  # the last round under tracemalloc, not timed
             for kind in KINDS:
                 results = ctx.Queue()
-                proc = ctx.Process(target=loader, args=({"kind": kind, "path": path, "hosts": hosts}, results))
+                params = {"kind": kind, "path": path, "hosts": hosts, "trace": round_ == repeats}
+                proc = ctx.Process(target=loader, args=(params, results))
                 proc.start()
                 report = results.get(timeout=900)
                 proc.join(120)
@@ -510,7 +526,7 @@ def load_round(hosts: str, root: str, keys: int, repeats: int) -> Result:
                     raise RuntimeError(f"loading with {kind} failed: {report['error']}\n{report['trace']}")
                 if report["loaded"] != keys:
                     raise RuntimeError(f"{kind} loaded {report['loaded']} keys of {keys}")
-                runs[kind].append(report)
+                (traced if params["trace"] else runs)[kind].append(report)
     finally:
         delete_tree(client, path)
         client.stop()
@@ -524,6 +540,9 @@ def load_round(hosts: str, root: str, keys: int, repeats: int) -> Result:
             "load_s_median": statistics.median(r["load_s"] for r in mine),
             "rss_per_key_bytes_median": statistics.median(per_key),
             "requests_per_key": statistics.median(r["requests"] for r in mine) / keys,
+            "traced_run": traced[kind][0],
+            "traced_kept_per_key_bytes": traced[kind][0]["traced_current_bytes"] / keys,
+            "traced_peak_per_key_bytes": traced[kind][0]["traced_peak_bytes"] / keys,
         }
     return out
 
@@ -565,6 +584,16 @@ def markdown(results: Result) -> str:
         (f"load {load['keys']:,} keys (s)", (lz["load_s_median"], lt["load_s_median"]), 3),
         ("requests per key while loading", (lz["requests_per_key"], lt["requests_per_key"]), 3),
         ("resident memory per key (bytes)", (lz["rss_per_key_bytes_median"], lt["rss_per_key_bytes_median"]), 0),
+        (
+            "Python heap kept per key (bytes, tracemalloc)",
+            (lz["traced_kept_per_key_bytes"], lt["traced_kept_per_key_bytes"]),
+            0,
+        ),
+        (
+            "Python heap peak while loading, per key (bytes)",
+            (lz["traced_peak_per_key_bytes"], lt["traced_peak_per_key_bytes"]),
+            0,
+        ),
     ]
     lines = [
         "# zksync Collection against kazoo TreeCache",
@@ -574,7 +603,8 @@ def markdown(results: Result) -> str:
         f"{f['followers']} follower processes of each kind (one session each), {f['writes_per_tree']} writes "
         f"to each tree (half new keys, half updates) by one writer, {z['changes']} (write, follower) pairs "
         f"each ({z['missing']} / {t['missing']} not seen).  Loading: {load['keys']:,} keys of "
-        f"{load['value_bytes']} bytes, median of {load['repeats']} fresh process(es) each.",
+        f"{load['value_bytes']} bytes, median of {load['repeats']} fresh process(es) each "
+        "(the heap rows: one more load of each under tracemalloc).",
         "",
         "| metric | zksync Collection | kazoo TreeCache | ratio (zksync / TreeCache) |",
         "|---|---|---|---|",
@@ -598,7 +628,8 @@ def markdown(results: Result) -> str:
         "notifications on its connection (`_read_watch_event`, which zksync's persistent watches "
         "arrive through too).  Latency: from just before the write is sent until the follower's change "
         "callback (`Collection.changes()`, a TreeCache listener) sees the value; the writer waits for "
-        "every follower before the next write.",
+        "every follower before the next write.  Resident memory: VmRSS after the load minus before it "
+        "(after `gc.collect()`), so it holds what the allocator kept of the load's peak.",
         "",
     ]
     return "\n".join(lines)
