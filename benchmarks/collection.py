@@ -402,7 +402,6 @@ def follow_round(hosts: str, root: str, followers: int, writes: int) -> Result:
         time.sleep(0.2)
         log: list[Result] = []
         acked: Counter[int] = Counter()
-        made = {kind: 0 for kind in KINDS}
         i = 0
         for block_start in range(0, writes, BLOCK):
             for kind in KINDS:
@@ -414,7 +413,6 @@ def follow_round(hosts: str, root: str, followers: int, writes: int) -> Result:
                     sent = time.monotonic()
                     if create:
                         client.create(node, value)
-                        made[kind] += 1
                     else:
                         client.set(node, value)
                     done = time.monotonic()
@@ -451,7 +449,9 @@ def follow_round(hosts: str, root: str, followers: int, writes: int) -> Result:
     out: Result = {"followers": followers, "writes_per_tree": writes, "prefilled_keys": PREFILL}
     for kind in KINDS:
         out[kind] = summarize_follow(kind, [r for r in reports if r["kind"] == kind], log)
-    out["clock_gap_max_ms"] = max(clock_gaps) * 1000 if clock_gaps else None
+    # a follower's time.monotonic() when it said it was ready, against ours when that arrived:
+    # never negative on one clock (what arrived was sent before)
+    out["ready_clock_gap_ms"] = {"min": min(clock_gaps) * 1000, "max": max(clock_gaps) * 1000}
     return out
 
 
