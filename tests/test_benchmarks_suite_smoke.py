@@ -110,3 +110,58 @@ def test_a_participants_round_runs_on_gevent_workers(zk_hosts: str) -> None:
     assert result["workers"] == "gevent"
     assert result["completed"] and result["finished"] == 20, result
     assert result["requests_per_participant_client"] is not None
+
+
+def test_collection_benchmark_quick_run_reports_both_followers(zk_hosts: str, tmp_path: Path) -> None:
+    """zksync's Collection against kazoo's TreeCache, small: both follow every write, and the
+    counts are the ones their designs make.  A zksync follower gets one notification per change
+    (its recursive watch: CREATED or CHANGED of the row) and sends one getData of the row; a
+    TreeCache gets one too (the bucket's children watch for a new key, the row's data watch for
+    an update) but sends three requests for a new key (the bucket's children again, then the new
+    row's data and children) and one for an update."""
+    env = dict(os.environ, ZOOKEEPER_PEERS=zk_hosts)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.collection",
+            "--quick",
+            "--followers",
+            "3",
+            "--writes",
+            "10",
+            "--keys",
+            "1000",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=scaled(240),
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    for name in ("results.json", "results.md"):
+        assert (tmp_path / name).is_file(), name
+    results = json.loads((tmp_path / "results.json").read_text())
+    follow, load = results["follow"], results["load"]
+    assert follow["followers"] == 3 and follow["writes_per_tree"] == 10
+    for kind in ("zksync", "treecache"):
+        f = follow[kind]
+        assert f["changes"] == 30 and f["missing"] == 0, f
+        assert f["notifications_per_change"] > 0, f
+        assert f["latency"]["pairs"] == 30 and 0 < f["latency"]["median_ms"] <= f["latency"]["p99_ms"], f
+        assert load[kind]["load_s_median"] > 0 and load[kind]["traced_kept_per_key_bytes"] > 0
+        assert load[kind]["rss_per_key_bytes_median"] > 0
+    z, t = follow["zksync"], follow["treecache"]
+    assert z["notifications_per_change"] == 1.0 and z["routed_to_collection_per_change"] == 1.0, z
+    assert z["request_kinds_per_change"] == {"GetData": 1.0}, z
+    assert t["notifications_per_change"] == 1.0, t
+    assert t["by_op"]["update"]["requests_per_change"] == 1.0, t
+    assert t["by_op"]["create"]["requests_per_change"] == 3.0, t
+    # loading: zksync reads each row once (and each bucket's listing), a TreeCache reads each
+    # node's data and children
+    assert 1.0 <= load["zksync"]["requests_per_key"] < 1.5 < 2.0 <= load["treecache"]["requests_per_key"]
+    report = (tmp_path / "results.md").read_text()
+    assert "| metric | zksync Collection | kazoo TreeCache | ratio (zksync / TreeCache) |" in report
