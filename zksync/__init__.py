@@ -17,6 +17,7 @@ from kazoo.client import KazooClient
 
 from . import locked
 from ._collection_queue import QueuedWrite
+from ._handler import default_handler
 from ._session import install_timeout_probe
 from .barrier import Barrier, DoubleBarrier
 from .collection import Changed, Changes, Collection
@@ -93,13 +94,20 @@ def connect(hosts: str | None = None, *, timeout: float = 15.0, **kazoo_options:
     """A started kazoo client for ``hosts`` (default: :func:`default_hosts`).
 
     ``kazoo_options`` go to :class:`~kazoo.client.KazooClient` unchanged (``timeout`` there
-    is the session timeout: pass it as ``session_timeout=``).  Raises :class:`ConnectionLost`
-    when no member answers within ``timeout`` seconds; nothing is left running then.
+    is the session timeout: pass it as ``session_timeout=``).  Without a ``handler=`` the client
+    gets kazoo's threading handler waiting on its socket with ``poll(2)``
+    (:class:`zksync._handler.PollingHandler`: less CPU per request than kazoo's default).
+    Raises :class:`ConnectionLost` when no member answers within ``timeout`` seconds; nothing
+    is left running then.
     """
     if hosts is not None and (not isinstance(hosts, str) or not hosts.strip()):
         raise InvalidArgument(f"hosts must be a non-empty 'host:port,...' string, got {hosts!r}")
     if "session_timeout" in kazoo_options:
         kazoo_options["timeout"] = kazoo_options.pop("session_timeout")
+    if kazoo_options.get("handler") is None:
+        handler = default_handler()  # kazoo's threading handler, waiting with poll(2): see zksync._handler
+        if handler is not None:
+            kazoo_options["handler"] = handler
     client = KazooClient(hosts=hosts or default_hosts(), **kazoo_options)
     install_timeout_probe(client)
     try:

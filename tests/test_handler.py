@@ -1,0 +1,79 @@
+"""zksync.connect's kazoo handler: kazoo's threading handler waiting on sockets with poll(2).
+
+The whole suite runs its clients on it (they are made by ``zksync.connect``); here is its
+``select`` contract on plain sockets, and who gets it."""
+
+from __future__ import annotations
+
+import select
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+from kazoo.handlers.threading import SequentialThreadingHandler
+
+import zksync
+from zksync._handler import PollingHandler, poll_select
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    a, b = socket.socketpair()
+    yield a, b
+    a.close()
+    b.close()
+
+
+def test_a_socket_with_data_is_readable_and_one_without_is_not(pair: tuple[socket.socket, socket.socket]) -> None:
+    a, b = pair
+    assert poll_select([a], [], [], 0) == ([], [], [])
+    b.send(b"x")
+    assert poll_select([a, b], [], [], 1) == ([a], [], [])
+    assert poll_select([], [a], [], 0) == ([], [a], [])  # a connected socket with room is writable
+    assert poll_select([a], [a], [], 0) == ([a], [a], [])  # the same socket in both lists
+
+
+def test_a_wait_lasts_its_timeout_and_a_short_one_is_not_a_busy_loop(pair: tuple[socket.socket, socket.socket]) -> None:
+    a, _ = pair
+    started = time.monotonic()
+    assert poll_select([a], [], [], 0.0004) == ([], [], [])  # rounded up to a millisecond, not to 0
+    assert poll_select([a], [], [], 0.05) == ([], [], [])
+    assert time.monotonic() - started >= 0.05
+
+
+def test_a_peer_that_hung_up_makes_the_socket_readable(pair: tuple[socket.socket, socket.socket]) -> None:
+    a, b = pair
+    b.close()
+    assert poll_select([a], [], [], 1) == ([a], [], [])  # the read then sees the end, as with select
+
+
+def test_bad_arguments_are_refused_as_kazoos_own_select_refuses_them(pair: tuple[socket.socket, socket.socket]) -> None:
+    a, _ = pair
+    with pytest.raises(ValueError):
+        poll_select([a], [], [], -1)
+    with pytest.raises(TypeError):
+        poll_select([a], [], [], "1")  # type: ignore[arg-type]
+    closed = socket.socket()
+    closed.close()
+    with pytest.raises(ValueError):
+        poll_select([closed], [], [], 0)  # fileno() is -1 once closed
+
+
+def test_connect_gives_the_polling_handler_unless_one_is_passed(zk_hosts: str) -> None:
+    client = zksync.connect(zk_hosts)
+    theirs = zksync.connect(zk_hosts, handler=SequentialThreadingHandler())
+    try:
+        assert isinstance(client.handler, PollingHandler) and client.connected
+        assert type(theirs.handler) is SequentialThreadingHandler  # the caller's own, untouched
+        assert client.exists("/") is not None
+    finally:
+        for c in (client, theirs):
+            c.stop()
+            c.close()
+
+
+@pytest.mark.skipif(not hasattr(select, "poll"), reason="no poll(2) here")
+def test_the_handler_is_kazoos_threading_handler_but_for_select() -> None:
+    assert PollingHandler.select is not SequentialThreadingHandler.select
+    assert [k for k, v in vars(PollingHandler).items() if callable(v)] == ["select"]

@@ -1,0 +1,89 @@
+"""The kazoo handler :func:`zksync.connect` gives the clients it makes: kazoo's threading handler,
+waiting on sockets with ``poll(2)`` instead of a new ``epoll`` selector per wait.
+
+kazoo's connection thread waits on its socket before every read and every write, and its
+threading handler (``kazoo.handlers.utils.selector_select``) builds a ``selectors.DefaultSelector``
+for each of those waits: on Linux an ``epoll_create``, an ``epoll_ctl`` per socket, the wait and a
+``close``, plus the Python objects around them, about five times per request and reply.  A
+``select.poll`` object is a plain Python object whose one system call is the wait itself, with
+no limit on descriptor numbers (kazoo left ``select.select`` for that limit).  On an
+uncontended lock cycle (create, getChildren, release) it cut the client's CPU time from 1.46 to
+1.06 ms per cycle (medians of six alternating blocks of 400 cycles in one process).
+
+Only clients made by :func:`zksync.connect` get it, and only when the caller passes no
+``handler=`` of their own and the platform has ``select.poll`` (gevent's monkey-patching removes
+it: a gevent program passes kazoo's gevent handler).  Everything else is kazoo's handler as is.
+"""
+
+from __future__ import annotations
+
+import errno
+import select
+from typing import Any
+
+from kazoo.handlers.threading import SequentialThreadingHandler
+
+_READ = select.POLLIN | select.POLLPRI if hasattr(select, "poll") else 0
+_WRITE = select.POLLOUT if hasattr(select, "poll") else 0
+_READY_READ = _READ | (select.POLLHUP | select.POLLERR if hasattr(select, "poll") else 0)
+_READY_WRITE = _WRITE | (select.POLLHUP | select.POLLERR if hasattr(select, "poll") else 0)
+_INVALID = select.POLLNVAL if hasattr(select, "poll") else 0
+
+
+def _fd(obj: Any) -> int:
+    fd = obj if isinstance(obj, int) else obj.fileno()
+    if not isinstance(fd, int) or fd < 0:
+        raise ValueError(f"Invalid file descriptor: {fd!r}")  # as kazoo's own select raises
+    return fd
+
+
+def poll_select(
+    rlist: list[Any], wlist: list[Any], xlist: list[Any], timeout: float | None = None
+) -> tuple[list[Any], list[Any], list[Any]]:
+    """``select.select``'s contract (the ready objects of ``rlist`` and ``wlist``) with one
+    ``poll(2)``; ``timeout`` in seconds, None to wait without end."""
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError("timeout must be a number")
+        if timeout < 0:
+            raise ValueError("timeout must be non-negative")
+    poller = select.poll()
+    masks: dict[int, int] = {}
+    readers: dict[int, list[Any]] = {}
+    writers: dict[int, list[Any]] = {}
+    for obj in rlist:
+        fd = _fd(obj)
+        masks[fd] = masks.get(fd, 0) | _READ
+        readers.setdefault(fd, []).append(obj)
+    for obj in wlist:
+        fd = _fd(obj)
+        masks[fd] = masks.get(fd, 0) | _WRITE
+        writers.setdefault(fd, []).append(obj)
+    for fd, mask in masks.items():
+        poller.register(fd, mask)
+    # poll counts milliseconds: round up, so that a short wait is not a busy loop
+    wait = None if timeout is None else int(timeout * 1000) + (timeout * 1000 % 1 > 0)
+    ready_r: list[Any] = []
+    ready_w: list[Any] = []
+    for fd, events in poller.poll(wait):
+        if events & _INVALID:
+            raise OSError(errno.EBADF, f"file descriptor {fd} is not open")  # kazoo: the connection dropped
+        if events & _READY_READ and fd in readers:
+            ready_r.extend(readers[fd])
+        if events & _READY_WRITE and fd in writers:
+            ready_w.extend(writers[fd])
+    return ready_r, ready_w, []
+
+
+class PollingHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo is untyped
+    """kazoo's :class:`SequentialThreadingHandler`, waiting on sockets with :func:`poll_select`."""
+
+    name = "sequential_threading_poll_handler"
+
+    def select(self, *args: Any, **kwargs: Any) -> Any:
+        return poll_select(*args, **kwargs)
+
+
+def default_handler() -> PollingHandler | None:
+    """The handler :func:`zksync.connect` uses when given none; None where ``poll`` is missing."""
+    return PollingHandler() if hasattr(select, "poll") else None
