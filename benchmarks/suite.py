@@ -1,6 +1,7 @@
 """zksync against kazoo's recipes, on one ensemble, in one run.
 
     python3 -m benchmarks.suite [--quick] [--out DIR] [--sizes 10,100,1000] [--sync-sizes 10,100,1000,10000]
+                                [--no-curator]
 
 Uses ``ZOOKEEPER_PEERS`` when set, else starts a local 3-node ensemble.  Measures:
 
@@ -13,8 +14,15 @@ Uses ``ZOOKEEPER_PEERS`` when set, else starts a local 3-node ensemble.  Measure
 6. ``Sync.signal_and_wait`` with N participants;
 7. resident memory of one process hosting 100 ``Sync`` participants.
 
-Every participant has its own session.  Requests are counted by each client (``_call``) and
-by the servers (``mntr`` zk_packets_received, pings and session set-up included).
+Apache Curator 5.9.0 runs in 2., 3., 4. and 5. as well (``InterProcessMutex``,
+``InterProcessReadWriteLock``, ``DistributedDoubleBarrier``): CuratorBench
+(tests/peers/curator, built by ``.ci/build-peers``; see benchmarks/curator.py), one JVM per
+round hosting all its clients, released by the same ready/go protocol.  Without Java or the
+built program (or with ``--no-curator``) it says why in one line and the run goes on without.
+
+Every participant has its own session.  Requests are counted by each client (``_call``; for
+Curator, its tracer) and by the servers (``mntr`` zk_packets_received, pings and session
+set-up included).
 Writes results.json, results.md and scaling.png to ``--out`` (default benchmarks/results/).
 
     python3 -m benchmarks.suite --frontends [--quick] [--out DIR] [--repeats 3]
@@ -58,12 +66,16 @@ import zksync.aio
 from zksync.testing import Ensemble, timing
 from zksync.testing.ensemble import four_letter
 
+from . import curator
+from .curator import CuratorError
 from .lock_cycle import count_requests, floor_cycle_for, timed
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 ROOT = "/zksync-bench-suite"
 WRITE_REQUESTS = {"Create", "Create2", "CreateContainer", "CreateTTL", "Delete", "SetData", "Transaction"}
 SESSION_TIMEOUT = 30.0
+# the CuratorBench command once run() has found it (None: Curator is left out of the run)
+CURATOR: list[str] | None = None
 
 Result = dict[str, Any]
 
@@ -651,6 +663,10 @@ def floors(client: KazooClient, root: str, samples: int, pipelined: int) -> Resu
     }
 
 
+def timed_block(body: Callable[[], None]) -> Callable[[int], list[float]]:
+    return lambda count: timed(count, body)
+
+
 def uncontended(client: KazooClient, hosts: str, root: str, cycles: int) -> Result:
     mutex = zksync.RWMutex(client, f"{root}/zlock")
     klock = client.Lock(f"{root}/klock", "bench")
@@ -669,37 +685,79 @@ def uncontended(client: KazooClient, hosts: str, root: str, cycles: int) -> Resu
         for body in bodies.values():
             body()
     calls = count_requests(client)
-    samples: dict[str, list[float]] = {name: [] for name in bodies}
-    requests = {name: 0 for name in bodies}
-    packets: dict[str, int | None] = {name: 0 for name in bodies}
+    # each impl's block: ``count`` cycles, timed one by one; Curator's run in its JVM (warmed up
+    # there), its requests counted by Curator's tracer
+    blocks: dict[str, Callable[[int], list[float]]] = {name: timed_block(body) for name, body in bodies.items()}
+    out: Result = {}
+    traced: Counter[str] = Counter()  # Curator's requests by kind
+    bench: curator.Bench | None = None
+    if CURATOR is not None:
+        try:
+            bench = curator.Bench(CURATOR, hosts, f"{root}/clock", "uncontended", 240, session_timeout=SESSION_TIMEOUT)
+        except CuratorError as exc:
+            out["curator_error"] = str(exc)
+    if bench is not None:
+
+        def curator_block(count: int, bench: curator.Bench = bench) -> list[float]:
+            bench.send(f"go {count}")
+            answer = bench.result(120)
+            traced.update(answer["kinds"])
+            return [ms / 1000 for ms in answer["samples_ms"]]
+
+        blocks["curator"] = curator_block
+    samples: dict[str, list[float]] = {name: [] for name in blocks}
+    requests = {name: 0 for name in blocks}
+    packets: dict[str, int | None] = {name: 0 for name in blocks}
     block = min(50, cycles)
-    for _ in range(max(1, cycles // block)):
-        for name, body in bodies.items():
-            before_calls = len(calls)
-            before = server_packets(hosts)
-            samples[name] += timed(block, body)
-            delta = packet_delta(before, server_packets(hosts))
-            current = packets[name]
-            packets[name] = None if delta is None or current is None else current + delta
-            requests[name] += len(calls) - before_calls
+    try:
+        for _ in range(max(1, cycles // block)):
+            for name, run_block in list(blocks.items()):
+                before_calls = len(calls)
+                before = server_packets(hosts)
+                try:
+                    samples[name] += run_block(block)
+                except CuratorError as exc:  # Curator left out of the remaining blocks
+                    out["curator_error"] = str(exc)
+                    del blocks[name]
+                    continue
+                delta = packet_delta(before, server_packets(hosts))
+                current = packets[name]
+                packets[name] = None if delta is None or current is None else current + delta
+                requests[name] += len(calls) - before_calls
+    finally:
+        if bench is not None:
+            bench.close()
+    if "curator" in samples:
+        requests["curator"] = sum(traced.values())
     floor_med = statistics.median(samples["floor"])
-    out: Result = {
-        "cycles": len(samples["zksync"]),
-        "block": block,
-        "floor_median_ms": floor_med * 1000,
-        "floor_requests_per_cycle": requests["floor"] / len(samples["floor"]),
-    }
-    for name in ("zksync", "kazoo"):
+    out.update(
+        {
+            "cycles": len(samples["zksync"]),
+            "block": block,
+            "floor_median_ms": floor_med * 1000,
+            "floor_requests_per_cycle": requests["floor"] / len(samples["floor"]),
+        }
+    )
+    for name in ("zksync", "kazoo", "curator"):
+        if not samples.get(name):
+            continue
         med = statistics.median(samples[name])
         count = len(samples[name])
+        ordered = sorted(samples[name])
         pk = packets[name]
         out[name] = {
             "median_ms": med * 1000,
-            "p90_ms": sorted(samples[name])[int(0.9 * (count - 1))] * 1000,
+            "mean_ms": statistics.fmean(samples[name]) * 1000,
+            "p90_ms": ordered[int(0.9 * (count - 1))] * 1000,
+            "p99_ms": ordered[int(0.99 * (count - 1))] * 1000,
+            "cycles": count,
             "requests_per_cycle_client": requests[name] / count,
             "server_packets_per_cycle": None if pk is None else pk / count,
             "over_floor": med / floor_med,
         }
+    if "curator" in out:
+        out["curator"]["requests_counted_by"] = "Curator's tracer (completed operations)"
+        out["curator"]["request_kinds_per_cycle"] = {k: v / out["curator"]["cycles"] for k, v in sorted(traced.items())}
     out["request_kinds"] = sorted(set(calls))
     return out
 
@@ -716,6 +774,8 @@ def window_totals(good: list[Result]) -> Result:
 
 
 def lock_round(hosts: str, root: str, impl: str, kind: str, modes: list[str], duration: float) -> Result:
+    if impl == "curator":
+        return curator_lock_round(hosts, root, kind, modes, duration)
     path = f"{root}/{kind}-{impl}-{uuid.uuid4().hex[:6]}"
     params = [
         {"hosts": hosts, "impl": impl, "mode": mode, "path": path, "duration": duration, "index": i, "kind": kind}
@@ -744,6 +804,76 @@ def lock_round(hosts: str, root: str, impl: str, kind: str, modes: list[str], du
     }
 
 
+def curator_lock_round(hosts: str, root: str, kind: str, modes: list[str], duration: float) -> Result:
+    """``lock_round`` for Curator: one JVM, a session and a lock object per client (an
+    InterProcessMutex each, or an InterProcessReadWriteLock's read or write lock), a thread per
+    client; CPU is the JVM's over the timed window, requests are those Curator traced."""
+    assert CURATOR is not None
+    path = f"{root}/{kind}-curator-{uuid.uuid4().hex[:6]}"
+    writers, readers = modes.count("write"), modes.count("read")
+    scenario, options = (
+        ("contended", {"clients": writers}) if kind == "lock" else ("rw", {"readers": readers, "writers": writers})
+    )
+    errors: list[str] = []
+    answer: Result | None = None
+    packets: int | None = None
+    try:
+        bench = curator.Bench(
+            CURATOR, hosts, path, scenario, 240, seconds=duration, session_timeout=SESSION_TIMEOUT, **options
+        )
+    except CuratorError as exc:
+        errors.append(str(exc))
+    else:
+        try:
+            before = server_packets(hosts)
+            bench.send("go")
+            answer = bench.result(duration + 90)
+            packets = packet_delta(before, server_packets(hosts))
+        except CuratorError as exc:
+            errors.append(str(exc))
+        finally:
+            if not bench.close():
+                errors.append("CuratorBench did not close its sessions in time (killed)")
+    if answer is None:
+        return {
+            "impl": "curator",
+            "clients": len(modes),
+            "duration_s": duration,
+            "acquisitions": 0,
+            "acquisitions_per_s": 0.0,
+            "acquisitions_per_s_by_mode": {m: 0.0 for m in set(modes)},
+            "requests_per_acquisition_client": None,
+            "server_packets_per_acquisition": None,
+            "cpu_s": 0.0,
+            "cpu_user_s": 0.0,
+            "cpu_system_s": 0.0,
+            "threads_before_by_process": [],
+            "threads_peak_by_process": [],
+            "cpu_ms_per_acquisition": None,
+            "errors": errors,
+        }
+    acquisitions = answer["acquisitions"]
+    elapsed = answer["elapsed_s"]
+    return {
+        "impl": "curator",
+        "clients": answer["clients"],
+        "duration_s": elapsed,
+        "acquisitions": acquisitions,
+        "acquisitions_per_s": acquisitions / elapsed,
+        "acquisitions_per_s_by_mode": {m: answer["acquisitions_by_mode"].get(m, 0) / elapsed for m in set(modes)},
+        "requests_per_acquisition_client": answer["requests"] / acquisitions if acquisitions else None,
+        "request_kinds": answer["kinds"],
+        "server_packets_per_acquisition": None if packets is None or not acquisitions else packets / acquisitions,
+        "cpu_s": answer["cpu_s"],
+        "cpu_user_s": answer["cpu_user_s"] or 0.0,
+        "cpu_system_s": answer["cpu_system_s"] or 0.0,
+        "threads_before_by_process": [answer["threads_before"]],
+        "threads_peak_by_process": [answer["threads_peak"]],
+        "cpu_ms_per_acquisition": answer["cpu_s"] * 1000 / acquisitions if acquisitions else None,
+        "errors": errors + answer["errors"],
+    }
+
+
 def alternating_lock_rounds(
     hosts: str,
     root: str,
@@ -753,8 +883,8 @@ def alternating_lock_rounds(
     blocks: int,
     impls: tuple[str, ...] = ("zksync", "kazoo"),
 ) -> Result:
-    """The impls (zksync and kazoo) in alternating blocks (each ``duration / blocks`` long),
-    summed: a noisy spell on a shared machine then falls on both rather than on one."""
+    """The impls (zksync, kazoo, Curator) in alternating blocks (each ``duration / blocks`` long),
+    summed: a noisy spell on a shared machine then falls on all rather than on one."""
     rounds: dict[str, list[Result]] = {impl: [] for impl in impls}
     for _ in range(blocks):
         for impl in rounds:
@@ -903,6 +1033,8 @@ def participants_round(
 ) -> Result:
     tag = uuid.uuid4().hex[:8]
     path = f"{ROOT}/db-{impl}-{n}-{tag}"
+    if impl == "curator-db":
+        return curator_participants_round(client, hosts, path, n, timeout)
     namespace = f"bench-{n}-{tag}"
     sizes = spread(n, 10, max_per_process)
     params = []
@@ -968,6 +1100,87 @@ def participants_round(
     cleanup_start = time.monotonic()
     try:
         delete_tree(client, path if impl not in SYNC_IMPLS else f"/zksync-sync/{namespace}")
+        out["cleanup"] = "deleted"
+    except Exception as exc:
+        out["cleanup"] = f"failed: {exc!r}"
+    out["cleanup_s"] = time.monotonic() - cleanup_start
+    return out
+
+
+def curator_participants_round(client: KazooClient, hosts: str, path: str, n: int, timeout: float) -> Result:
+    """``participants_round`` for Curator's DistributedDoubleBarrier: every member in one JVM, a
+    session and a thread each; timed, like the others, from the release (``go``) to the last
+    member out (both clocks are this machine's)."""
+    assert CURATOR is not None
+    started = time.monotonic()
+    problems: Result = {}
+    errors: list[str] = []
+    answer: Result | None = None
+    packets: int | None = None
+    t0 = time.time()
+    try:
+        bench = curator.Bench(
+            CURATOR,
+            hosts,
+            path,
+            "double",
+            max(240.0, 0.06 * n),
+            members=n,
+            seconds=timeout,
+            session_timeout=SESSION_TIMEOUT,
+        )
+    except CuratorError as exc:
+        errors.append(str(exc))
+        problems["not_ready"] = 1
+    else:
+        try:
+            before = server_packets(hosts)
+            t0 = time.time()
+            bench.send("go")
+            answer = bench.result(timeout + 30)
+            packets = packet_delta(before, server_packets(hosts))
+        except CuratorError as exc:
+            errors.append(str(exc))
+            problems["not_reported"] = 1
+        finally:
+            if not bench.close():
+                problems["killed"] = 1
+    setup_and_run_s = time.monotonic() - started
+    finished = answer["finished"] if answer else 0
+    complete = bool(answer) and finished == n and not problems
+    last = answer["last_finish"] if answer else None
+    out: Result = {
+        "impl": "curator-db",
+        "participants": n,
+        "processes": 1,
+        "max_clients_per_process": n,
+        "completed": complete,
+        "finished": finished,
+        "wall_s": (last - t0) if complete and last is not None else None,
+        "watchdog_s": timeout,
+        "requests_per_participant_client": answer["requests"] / n if answer else None,
+        "writes_per_participant_client": answer["writes"] / n if answer else None,
+        "server_packets_per_participant": None if packets is None else packets / n,
+        "request_kinds_per_participant": {k: v / n for k, v in sorted(answer["kinds"].items())} if answer else {},
+        "requests_counted_by": "Curator's tracer (completed operations)",
+        "errors": (errors + (answer["errors"] if answer else []))[:5],
+        "error_count": len(errors) + (answer["error_count"] if answer else 0),
+        "problems": problems,
+        "round_incl_setup_s": setup_and_run_s,
+        "workers": "one JVM, a thread per member",
+        "cpu_s": answer["cpu_s"] if answer else 0.0,
+        "cpu_user_s": (answer["cpu_user_s"] or 0.0) if answer else 0.0,
+        "cpu_system_s": (answer["cpu_system_s"] or 0.0) if answer else 0.0,
+        "threads_before_by_process": [answer["threads_before"]] if answer else [],
+        "threads_peak_by_process": [answer["threads_peak"]] if answer else [],
+        "cpu_ms_per_participant": answer["cpu_s"] * 1000 / n if answer else None,
+    }
+    if answer:
+        for key in ("wall_s_from_go", "enter_s_median", "enter_s_max", "leave_s_median", "leave_s_max"):
+            out[key] = answer[key]
+    cleanup_start = time.monotonic()
+    try:
+        delete_tree(client, path)
         out["cleanup"] = "deleted"
     except Exception as exc:
         out["cleanup"] = f"failed: {exc!r}"
@@ -1043,6 +1256,7 @@ def evaluate(results: Result) -> list[Result]:
             f"{ck['acquisitions_per_s']:.0f})",
         )
     )
+    out.append(curator_lock_target(results, zb, rpa))
     db = by_n(results["double_barrier"], "zksync-db", 1000)
     if db is None:
         out.append(
@@ -1066,6 +1280,7 @@ def evaluate(results: Result) -> list[Result]:
                     "DoubleBarrier N=1000 completes within 3x of the write floor (2N writes)", False, "did not complete"
                 )
             )
+    out.append(curator_barrier_target(results, db))
     s1 = by_n(results["signal_and_wait"], "sync", 1000)
     if s1 is None:
         out.append(target("signal_and_wait N=1000 under 2x the write floor", None, "not run at N=1000"))
@@ -1101,6 +1316,56 @@ def evaluate(results: Result) -> list[Result]:
     return out
 
 
+CURATOR_LOCK_TARGET = "contended lock (8 clients) >= 1.0x Curator InterProcessMutex throughput, at <= 4 requests"
+CURATOR_DB_TARGET = "DoubleBarrier N=1000 zksync wall time <= 1.0x Curator DistributedDoubleBarrier's"
+
+
+def curator_lock_target(results: Result, zksync_blocks: list[float], rpa: float | None) -> Result:
+    """zksync's contended throughput over Curator's (the median of the per-block ratios), met at
+    >= 1.0x with zksync at <= 4 requests per acquisition."""
+    cc = results["contended"].get("curator")
+    if cc is None:
+        skipped = results["meta"].get("curator", {}).get("skipped", "not in this run")
+        return target(CURATOR_LOCK_TARGET, None, f"Curator not run: {skipped}")
+    cb = cc.get("acquisitions_per_s_blocks") or [cc["acquisitions_per_s"]]
+    ratios = [z / c for z, c in zip(zksync_blocks, cb) if c]
+    if not ratios:
+        return target(CURATOR_LOCK_TARGET, None, f"Curator made no acquisitions: {'; '.join(cc['errors'])[:300]}")
+    ratio = statistics.median(ratios)
+    blocks = ", ".join(f"{z:.0f}/{c:.0f}" for z, c in zip(zksync_blocks, cb))
+    cz = results["contended"]["zksync"]
+    return target(
+        CURATOR_LOCK_TARGET,
+        ratio >= 1.0 and rpa is not None and rpa <= 4,
+        f"{ratio:.2f}x, median of blocks (zksync/Curator acquisitions/s per block: {blocks}; overall "
+        f"{cz['acquisitions_per_s']:.0f} vs {cc['acquisitions_per_s']:.0f}); zksync {fmt(rpa)} requests/acquisition; "
+        f"server packets/acquisition {fmt(cz['server_packets_per_acquisition'])} vs "
+        f"{fmt(cc['server_packets_per_acquisition'])}",
+    )
+
+
+def curator_barrier_target(results: Result, db: Result | None) -> Result:
+    """zksync's DoubleBarrier N=1000 wall time over Curator's DistributedDoubleBarrier's."""
+    cdb = by_n(results["double_barrier"], "curator-db", 1000)
+    if cdb is None:
+        skipped = results["meta"].get("curator", {}).get("skipped", "not in this run")
+        ran = any(r["impl"] == "curator-db" for r in results["double_barrier"])
+        return target(CURATOR_DB_TARGET, None, "not run at N=1000" if ran else f"Curator not run: {skipped}")
+    if db is None:
+        return target(CURATOR_DB_TARGET, None, "zksync not run at N=1000")
+    if not db["completed"]:
+        return target(CURATOR_DB_TARGET, False, "zksync did not complete")
+    if not cdb["completed"]:
+        return target(CURATOR_DB_TARGET, None, f"Curator did not complete: {'; '.join(cdb['errors'][:2])[:300]}")
+    ratio = db["wall_s"] / cdb["wall_s"]
+    return target(
+        CURATOR_DB_TARGET,
+        ratio <= 1.0,
+        f"{ratio:.2f}x ({db['wall_s']:.2f} s vs {cdb['wall_s']:.2f} s; zksync: {db['processes']} processes of up to "
+        f"{db['max_clients_per_process']} sessions, Curator: one JVM of 1000 sessions)",
+    )
+
+
 def harness_note(measured: Result, floor: Result | None) -> str:
     """The same round against the harness floor: the recipe's unavoidable writes made by the same
     processes and sessions (what 1000 Python sessions on this machine cost by themselves)."""
@@ -1119,11 +1384,17 @@ def fmt(value: Any, digits: int = 2) -> str:
 
 def markdown(results: Result) -> str:
     f = results["floors"]
+    about = results["meta"].get("curator")
+    with_curator = "curator" in results["contended"]
     lines = [
-        f"# zksync vs kazoo — {results['meta']['started']}",
+        f"# zksync vs kazoo{' vs Curator' if with_curator else ''} — {results['meta']['started']}",
         "",
         f"Ensemble: {results['meta']['ensemble']}; {'quick' if results['meta']['quick'] else 'full'} run, "
         f"{results['meta']['wall_s']:.0f} s.",
+    ]
+    if about is not None:
+        lines.append(f"Curator: {about['about']}." if about["run"] else f"Curator: skipped, {about['skipped']}.")
+    lines += [
         "",
         "## Targets",
         "",
@@ -1147,50 +1418,60 @@ def markdown(results: Result) -> str:
         "",
         f"## Uncontended write-lock cycle ({u['cycles']} cycles each, blocks of {u['block']})",
         "",
-        "| | median ms | p90 ms | requests/cycle (client) | server packets/cycle | / floor |",
-        "|---|---|---|---|---|---|",
+        "| | median ms | mean ms | p90 ms | p99 ms | requests/cycle (client) | server packets/cycle | / floor |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for name in ("zksync", "kazoo"):
+    for name in ("zksync", "kazoo", "curator"):
+        if name not in u:
+            continue
         v = u[name]
         lines.append(
-            f"| {name} | {v['median_ms']:.2f} | {v['p90_ms']:.2f} | {v['requests_per_cycle_client']:.2f} | "
+            f"| {LOCK_NAMES[name]} | {v['median_ms']:.2f} | {fmt(v.get('mean_ms'))} | {v['p90_ms']:.2f} | "
+            f"{fmt(v.get('p99_ms'))} | {v['requests_per_cycle_client']:.2f}{'*' if name == 'curator' else ''} | "
             f"{fmt(v['server_packets_per_cycle'])} | {v['over_floor']:.2f}x |"
         )
     lines.append(
-        f"| floor: create + getChildren + delete | {u['floor_median_ms']:.2f} | | "
+        f"| floor: create + getChildren + delete | {u['floor_median_ms']:.2f} | | | | "
         f"{u['floor_requests_per_cycle']:.2f} | | 1.00x |"
     )
+    if "curator_error" in u:
+        lines += ["", f"Curator: {u['curator_error'][:500]}"]
     for key, title in (
-        ("contended", "Contended write lock, 8 processes"),
-        ("rwmutex", "Readers-writer lock, 3 reader + 1 writer processes"),
+        ("contended", "Contended write lock, 8 clients (processes; Curator: threads of one JVM)"),
+        ("rwmutex", "Readers-writer lock, 3 reader + 1 writer clients (processes; Curator: threads of one JVM)"),
     ):
         lines += [
             "",
             f"## {title}",
             "",
-            "| | acquisitions/s | by mode | requests/acquisition (client) | server packets/acquisition | errors |",
-            "|---|---|---|---|---|---|",
+            "| | acquisitions/s | by mode | requests/acquisition (client) | server packets/acquisition | "
+            "CPU ms/acquisition (clients) | errors |",
+            "|---|---|---|---|---|---|---|",
         ]
-        for name in ("zksync", "kazoo"):
+        for name in ("zksync", "kazoo", "curator"):
+            if name not in results[key]:
+                continue
             v = results[key][name]
             modes = ", ".join(f"{m} {r:.0f}" for m, r in sorted(v["acquisitions_per_s_by_mode"].items()))
             lines.append(
-                f"| {name} | {v['acquisitions_per_s']:.0f} | {modes} | "
-                f"{fmt(v['requests_per_acquisition_client'])} | {fmt(v['server_packets_per_acquisition'])} | "
-                f"{'; '.join(v['errors']) or '—'} |"
+                f"| {LOCK_NAMES[name]} | {v['acquisitions_per_s']:.0f} | {modes} | "
+                f"{fmt(v['requests_per_acquisition_client'])}{'*' if name == 'curator' else ''} | "
+                f"{fmt(v['server_packets_per_acquisition'])} | {fmt(v.get('cpu_ms_per_acquisition'))} | "
+                f"{'; '.join(v['errors'])[:500] or '—'} |"
             )
     lines += [
         "",
         "## DoubleBarrier enter + exit, and Sync.signal_and_wait",
         "",
         "| recipe | N | processes | completed | wall s | requests/participant (client) | "
-        "writes/participant | server packets/participant | errors |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "writes/participant | server packets/participant | CPU ms/participant (clients) | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     names = {
         "zksync-db": "zksync DoubleBarrier",
         "kazoo-db": "kazoo DoubleBarrier",
         "sync": "zksync signal_and_wait",
+        "curator-db": "Curator DistributedDoubleBarrier",
         "floor-db": "harness floor: create + delete",
         "floor-sync": "harness floor: one create",
     }
@@ -1199,10 +1480,11 @@ def markdown(results: Result) -> str:
         errs = "; ".join(r["errors"][:2]) or "—"
         if r["problems"]:
             errs += f" {json.dumps(r['problems'])}"
+        star = "*" if r["impl"] == "curator-db" else ""
         lines.append(
             f"| {names[r['impl']]} | {r['participants']} | {r['processes']} | {status} | {fmt(r['wall_s'])} | "
-            f"{fmt(r['requests_per_participant_client'])} | {fmt(r['writes_per_participant_client'])} | "
-            f"{fmt(r['server_packets_per_participant'])} | {errs} |"
+            f"{fmt(r['requests_per_participant_client'])}{star} | {fmt(r['writes_per_participant_client'])}{star} | "
+            f"{fmt(r['server_packets_per_participant'])} | {fmt(r.get('cpu_ms_per_participant'))} | {errs} |"
         )
     sync_rounds = [r for r in results["signal_and_wait"] if "join_requests_per_participant" in r]
     if sync_rounds:
@@ -1241,10 +1523,26 @@ def markdown(results: Result) -> str:
         "- harness floors: the same processes and sessions as the recipe's round, each participant making only "
         "the writes the recipe cannot avoid (create + delete for DoubleBarrier, one create for a signal), "
         "from the same common start;",
-        "- lock rounds: zksync and kazoo alternate in blocks, summed (acquisitions/s per block in results.json).",
-        "",
+        "- lock rounds: zksync, kazoo (and Curator, when run) alternate in blocks, summed (acquisitions/s per "
+        "block in results.json).",
     ]
+    if with_curator:
+        lines += [
+            f"- Curator {curator.VERSION} (tests/peers/curator, CuratorBench.java) runs in the same blocks and "
+            "rounds: one JVM per round hosting every client, each with its own CuratorFramework (session) and "
+            "lock or barrier object, a thread each, connected and warmed up before the common start; zksync and "
+            "kazoo use a process per lock client and, for the barriers, processes of up to 100 sessions;",
+            "- CPU: the client processes' CPU over the timed window (Python: `time.process_time()` of each worker, "
+            "summed; Curator: the JVM's `getProcessCpuTime()`, every thread, JIT and GC included);",
+            "- \\* Curator's requests are the operations its tracer saw complete (a failed call, such as a getData "
+            "of a predecessor just deleted or a barrier member's create of a ready node that exists, is not "
+            "traced): a lower bound; server packets count them all.",
+        ]
+    lines.append("")
     return "\n".join(lines)
+
+
+LOCK_NAMES = {"zksync": "zksync", "kazoo": "kazoo", "curator": "Curator"}
 
 
 def plot(results: Result, path: Path) -> None:
@@ -1257,6 +1555,7 @@ def plot(results: Result, path: Path) -> None:
     series = [
         ("zksync DoubleBarrier", results["double_barrier"], "zksync-db", "o-"),
         ("kazoo DoubleBarrier", results["double_barrier"], "kazoo-db", "s--"),
+        ("Curator DistributedDoubleBarrier", results["double_barrier"], "curator-db", "D-."),
         ("harness floor: create + delete", results["double_barrier"], "floor-db", "k:"),
         ("zksync signal_and_wait", results["signal_and_wait"], "sync", "^-"),
         ("harness floor: one create", results["signal_and_wait"], "floor-sync", "c:"),
@@ -1556,6 +1855,22 @@ def watchdog(n: int) -> float:
     return min(240.0, 60.0 + 0.03 * n)
 
 
+def find_curator(wanted: bool) -> Result:
+    """Sets CURATOR when Curator can run here; says in one line why not otherwise."""
+    global CURATOR
+    CURATOR = None
+    if not wanted:
+        reason = "--no-curator"
+    else:
+        argv, about = curator.command()
+        if argv is not None:
+            CURATOR = argv
+            return {"run": True, "about": about}
+        reason = about
+    print(f"curator: skipped, {reason}", file=sys.stderr, flush=True)
+    return {"run": False, "skipped": reason}
+
+
 def run(args: argparse.Namespace) -> Result:
     quick = args.quick
     sizes = args.sizes or ([10] if quick else [10, 100, 1000])
@@ -1571,8 +1886,11 @@ def run(args: argparse.Namespace) -> Result:
             "lock_duration_s": duration,
             "python": sys.version.split()[0],
             "cpus": os.cpu_count(),
+            "curator": find_curator(not args.no_curator),
         }
     }
+    lock_impls = ("zksync", "kazoo", "curator") if CURATOR else ("zksync", "kazoo")
+    db_impls = ("floor-db", "zksync-db", "kazoo-db", "curator-db") if CURATOR else ("floor-db", "zksync-db", "kazoo-db")
     with ensemble_hosts() as (hosts, source):
         results["meta"]["ensemble"] = source
         client = zksync.connect(hosts, session_timeout=SESSION_TIMEOUT)
@@ -1585,14 +1903,16 @@ def run(args: argparse.Namespace) -> Result:
             results["uncontended"] = uncontended(client, hosts, root, 50 if quick else 500)
             step("contended lock")
             blocks = 1 if quick else 3
-            results["contended"] = alternating_lock_rounds(hosts, root, "lock", ["write"] * 8, duration, blocks)
+            results["contended"] = alternating_lock_rounds(
+                hosts, root, "lock", ["write"] * 8, duration, blocks, lock_impls
+            )
             step("readers-writer lock")
             results["rwmutex"] = alternating_lock_rounds(
-                hosts, root, "rw", ["read", "read", "read", "write"], duration, blocks
+                hosts, root, "rw", ["read", "read", "read", "write"], duration, blocks, lock_impls
             )
             results["double_barrier"] = []
             for n in sizes:
-                for impl in ("floor-db", "zksync-db", "kazoo-db"):
+                for impl in db_impls:
                     step(f"{impl} N={n}")
                     results["double_barrier"].append(participants_round(client, hosts, impl, n, watchdog(n), 100))
             results["signal_and_wait"] = []
@@ -1628,6 +1948,11 @@ def main() -> int:
         "--sync-sizes",
         type=sizes_arg,
         help="signal_and_wait participants (default 10,100,1000,10000; --frontends: 1000)",
+    )
+    parser.add_argument(
+        "--no-curator",
+        action="store_true",
+        help="leave Apache Curator (tests/peers/curator, built by .ci/build-peers) out of the run",
     )
     parser.add_argument(
         "--frontends",
