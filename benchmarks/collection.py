@@ -57,8 +57,9 @@ from kazoo.recipe.cache import TreeCache, TreeEvent
 import zksync
 from zksync._core.collection.layout import BUCKETS, MEMBERS, ROWS, key_of, row_path
 from zksync._watches import parse_notification
+from zksync.testing.cleanup import delete_tree
 
-from .suite import delete_tree, ensemble_hosts, rss_kib, step
+from .suite import ensemble_hosts, rss_kib, step
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "collection"
 ROOT = "/zksync-bench-collection"

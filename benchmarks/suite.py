@@ -59,11 +59,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NoNodeError, NotEmptyError
 
 import zksync
 import zksync.aio
 from zksync.testing import Ensemble, timing
+from zksync.testing.cleanup import delete_tree
 from zksync.testing.ensemble import four_letter
 
 from . import curator
@@ -115,31 +115,6 @@ def packet_delta(before: int | None, after: int | None) -> int | None:
 
 def writes_in(calls: list[str]) -> int:
     return sum(1 for c in calls if c in WRITE_REQUESTS)
-
-
-def delete_tree(client: KazooClient, path: str) -> None:
-    """Remove ``path`` and everything below it, pipelining each level."""
-    levels: list[list[str]] = [[path]]
-    while levels[-1]:
-        pending = [(p, client.get_children_async(p)) for p in levels[-1]]
-        below: list[str] = []
-        for parent, result in pending:
-            try:
-                below += [f"{parent}/{child}" for child in result.get(timeout=120)]
-            except NoNodeError:
-                pass
-        levels.append(below)
-    for level in reversed(levels):
-        for start in range(0, len(level), 2000):
-            chunk = level[start : start + 2000]
-            deletions = [(p, client.delete_async(p)) for p in chunk]
-            for node, result in deletions:
-                try:
-                    result.get(timeout=120)
-                except NoNodeError:
-                    pass
-                except NotEmptyError:
-                    client.delete(node, recursive=True)
 
 
 def rss_kib() -> int:
