@@ -14,9 +14,7 @@ end of its input it closes its sessions and exits.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import queue
 import shutil
 import subprocess
@@ -24,6 +22,8 @@ import tempfile
 import threading
 from pathlib import Path
 from typing import IO, Any
+
+from tests.peer_builds import source_hash, tools
 
 VERSION = "5.9.0"  # tests/peers/curator/pom.xml
 SOURCES = Path(__file__).resolve().parent.parent / "tests" / "peers" / "curator"
@@ -41,21 +41,7 @@ JAVA_OPTIONS = [
 
 
 def build_folder() -> Path:
-    return Path(os.environ.get("ZKSYNC_TOOLS", Path.home() / ".cache" / "zksync")) / "peers" / "curator"
-
-
-def source_hash(directory: Path) -> str:
-    """The hash ``.ci/build-peers`` keys a build on: sha256 of ``./path NUL content NUL`` for
-    every file of ``directory`` (but ``target/``), in byte order of the paths."""
-    digest = hashlib.sha256()
-    names = sorted(
-        "./" + path.relative_to(directory).as_posix()
-        for path in directory.rglob("*")
-        if path.is_file() and path.relative_to(directory).parts[0] != "target"
-    )
-    for name in names:
-        digest.update(name.encode() + b"\0" + (directory / name).read_bytes() + b"\0")
-    return digest.hexdigest()
+    return tools() / "curator"
 
 
 def command() -> tuple[list[str] | None, str]:

@@ -14,7 +14,6 @@ is a failure (run ``.ci/setup``).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import queue
 import shutil
@@ -32,6 +31,8 @@ import pytest
 
 from zksync.testing.timing import scaled
 
+from .peer_builds import source_hash, tools
+
 HERE = Path(__file__).resolve().parent / "peers"
 READY_WAIT = 30.0  # seconds (scaled) a peer may take to start and connect (a JVM, on 2 busy cores)
 CLOSE_WAIT = 10.0
@@ -40,24 +41,6 @@ JAVA_OPTIONS = ["-Xmx128m", "-Xss512k", "-XX:+UseSerialGC", "-XX:TieredStopAtLev
 CURATOR_RECIPES = ("curator-rw", "curator-mutex")
 GO_RECIPES = ("zk-lock", "go-rwmutex", "go-barrier")
 KAZOO_RECIPES = ("kazoo-lock", "kazoo-rw")
-
-
-def tools() -> Path:
-    return Path(os.environ.get("ZKSYNC_TOOLS", Path.home() / ".cache" / "zksync")) / "peers"
-
-
-def source_hash(directory: Path) -> str:
-    """The hash ``.ci/build-peers`` keys a build on: sha256 of ``./path NUL content NUL`` for
-    every file of ``directory`` (but ``target/``), in byte order of the paths."""
-    digest = hashlib.sha256()
-    names = sorted(
-        "./" + path.relative_to(directory).as_posix()
-        for path in directory.rglob("*")
-        if path.is_file() and path.relative_to(directory).parts[0] != "target"
-    )
-    for name in names:
-        digest.update(name.encode() + b"\0" + (directory / name).read_bytes() + b"\0")
-    return digest.hexdigest()
 
 
 def _unavailable(reason: str) -> None:
