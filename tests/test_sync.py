@@ -43,7 +43,20 @@ def joined(factory: Factory, n: int) -> list[Sync]:
     syncs = instances(factory, n, instance_count=n)
     for s in syncs:
         s.join()
+    ring_closed(syncs)
     return syncs
+
+
+def ring_closed(syncs: list[Sync]) -> None:
+    """Wait until each instance of ``syncs`` is watched by another one (the ring is set up in the
+    background after a join: an instance that goes before anyone watches it is not recorded)."""
+
+    def unwatched() -> set[str]:
+        rings = [s._core.ring for s in syncs]
+        names = {ring.node.rsplit("/", 1)[-1] for ring in rings if ring is not None}
+        return names - set().union(*(ring.watching for ring in rings if ring is not None))
+
+    wait_until(lambda: len(syncs) < 2 or not unwatched(), what="every instance watched by the ring")
 
 
 def record_requests(client: KazooClient) -> list[tuple[str, str]]:
@@ -276,7 +289,7 @@ def test_an_instance_that_joins_after_another_left_is_still_watched_by_the_ring(
     wait_until(lambda: "i1" in zk_client.get_children("/zksync-sync/run/left"), what="i1 recorded as gone")
     late = Sync(zk_client_factory(), "run", instance_id="late")
     late.join()
-    sleep(0.5)  # the lowest instance follows the newest join
+    ring_closed([a, c, late])  # the lowest instance follows the newest join
     late.client.stop()
     wait_until(lambda: "late" in zk_client.get_children("/zksync-sync/run/left"), 10, "late recorded as gone")
     a.leave()

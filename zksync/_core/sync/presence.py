@@ -13,6 +13,10 @@ counts creations and deletions, ``numChildren`` the difference), so it watches t
 left already, and every departure is recorded in ``left/``, so the lowest also watches
 ``left/`` and looks again when it changes.
 
+The watcher learns the instance id from the node's data, so an instance that goes before any
+other has read its node (within a few round trips of its join) is not recorded; a barrier that
+waits for it ends with its timeout, which names it among the missing (``joined/``).
+
 Everything here runs in the background, on kazoo's threads (see :mod:`zksync._drive.background`):
 each watch event starts one short machine.
 """
@@ -46,6 +50,13 @@ class Ring:
         self.generation = 0
         self.stopped = False
         self._lock = threading.Lock()
+        self._watching: set[str] = set()
+
+    @property
+    def watching(self) -> frozenset[str]:
+        """The presence nodes (names) this instance watches now: found alive, not seen to go."""
+        with self._lock:
+            return frozenset(self._watching)
 
     def start(self) -> None:
         """(Re)start following: after joining, and after every reconnect (watches were dropped)."""
@@ -85,6 +96,8 @@ class Ring:
                 return  # we left: no more bookkeeping
             if event.type == "DELETED":  # recorded by any watch of ours that sees it (idempotent)
                 answered.wait(ANSWER_WAIT)  # kazoo runs replies and watches on different threads
+                with self._lock:
+                    self._watching.discard(target)
                 if known:
                     self._run(self._record_gone(known[0]), f"recording {known[0]} as gone")
             if event.type != "NONE" and self._current(generation):
@@ -92,12 +105,14 @@ class Ring:
 
         try:
             found = yield from self.requests.get(f"{self.base}/{target}", self.requests.default_deadline(), watch=gone)
+            if found is not None:  # known before answered is set: the watch may be waiting to read it
+                known.append(found[0].decode(errors="replace"))
+                with self._lock:
+                    self._watching.add(target)
         finally:
             answered.set()
         if found is None:
             on_missing(generation)
-        else:
-            known.append(found[0].decode(errors="replace"))
 
     def _record_gone(self, ident: str) -> Machine[None]:
         yield from self.requests.create(f"{self.left}/{ident}", self.requests.default_deadline())
