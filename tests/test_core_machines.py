@@ -322,3 +322,33 @@ def test_pipelined_reads_go_a_window_at_a_time_and_those_a_connection_loss_met_g
     assert sent == [PIPELINE_WINDOW, PIPELINE_WINDOW, 5, lost]  # again in one window, not one by one
     assert script.done
     assert script.result == [None if n % 11 == 0 else (p.encode(), stat()) for n, p in enumerate(paths)]
+
+
+def test_a_round_of_ten_thousand_creates_ready_in_a_request_the_server_accepts() -> None:
+    """10,000 member checks of the usual names are 1.09 MB, more than jute.maxbuffer (1,048,575
+    bytes): the transaction checks the earliest arrivals that fit, and no more than fit."""
+    from kazoo.protocol.serialization import CheckVersion, Create, Transaction
+    from kazoo.security import OPEN_ACL_UNSAFE
+
+    from zksync._core.barrier import CHECKS_BUDGET, DoubleBarrierCore
+    from zksync._core.effects import Check, Multi
+
+    n = 10_000
+    path = "/zksync-bench-suite/db-zksync-10000-0123456789abcdef"
+    core = DoubleBarrierCore(Requests(Session(), "DoubleBarrier", path), n, "p0", None)
+    members = [f"p{k}.{k:032x}.{k:010d}" for k in range(n)]
+    script = Script(core._complete_round(f"{path}/{members[-1]}", Deadline(5)))
+    script.expect(GetChildren, path=path)
+    script.answer(members)
+    multi = script.expect(Multi)
+    checks = [op for op in multi.ops if isinstance(op, Check)]
+    assert 0 < len(checks) < n
+    assert [op.path for op in checks] == [f"{path}/{m}" for m in members[: len(checks)]]  # earliest first
+    ready = multi.ops[0]
+    wire = Transaction(
+        [Create(ready.path, ready.value, OPEN_ACL_UNSAFE, 0)] + [CheckVersion(op.path, op.version) for op in checks]
+    ).serialize()
+    checks_bytes = len(wire) - len(Transaction([Create(ready.path, ready.value, OPEN_ACL_UNSAFE, 0)]).serialize())
+    one_more = len(CheckVersion(f"{path}/{members[len(checks)]}", 0).serialize()) + 9  # and its op header
+    assert checks_bytes <= CHECKS_BUDGET < checks_bytes + one_more  # as many as fit, counted as sent
+    assert len(wire) < 1_048_575

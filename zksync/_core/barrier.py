@@ -21,7 +21,12 @@ DoubleBarrier
     ``path/ready`` describing the round: the sequence range of its N members (the N lowest
     present), the few sequence numbers inside that range that are not members (late
     duplicates of a create whose reply was lost), and the name of the lowest member, the
-    *monitor*.  Everybody else is woken by the creation of ``ready``.  A ``ready`` node left
+    *monitor*.  The transaction that creates ``ready`` checks that every member is still there
+    (one that gave up after the listing is not counted); when those checks would not fit in one
+    request (beyond about 5,000 members with short paths and identifiers), it checks the
+    earliest arrivals that fit, and a later one that gives up in the moment between the listing
+    and the transaction is counted, as one that gives up just after it always is.  Everybody
+    else is woken by the creation of ``ready``.  A ``ready`` node left
     by an earlier round never releases a newcomer (the newcomer's sequence is outside its
     range and the node is older than the newcomer's; a ready node none of whose members is
     present is stale and deleted), and the N+1st arrival waits for the next round.
@@ -60,6 +65,10 @@ MEMBER_VERSION = 0  # a member's node keeps its first version until the monitor 
 MONITOR_DONE = b"all-left"  # the monitor's last word, in the transaction that deletes its node
 CHECK_CHUNK = 64  # members whose presence the monitor checks in one pipelined batch
 LATER_ARRIVAL_WAIT = 0.2  # seconds a non-last arrival that saw the count complete waits for ready
+# bytes of member checks in the transaction that creates ready: half of jute.maxbuffer (1,048,575),
+# the most a server takes in one request by default (10,000 checks of the usual names are 1.09 MB)
+CHECKS_BUDGET = 512 * 1024
+CHECK_OVERHEAD = 17  # bytes of one check besides its path: op header (type, done, err), length, version
 
 _PARTICIPANT = re.compile(rf"^(?P<ident>.+)\.(?P<guid>[0-9a-f]{{32}})\.(?P<seq>{SEQUENCE_PATTERN})$")
 
@@ -368,7 +377,7 @@ class DoubleBarrierCore:
         chosen = present[: self.participants]
         listed = _participants(listing, keep_duplicates=True)
         value = _Round.of(chosen, listed).encode()
-        checks = tuple(Check(f"{self.path}/{p.name}", MEMBER_VERSION) for p in chosen)
+        checks = _checks_within_budget([f"{self.path}/{p.name}" for p in chosen])
         try:
             results = yield from r.commit(
                 Multi((Create(self.ready, value, self.acl, makepath=False), *checks)), deadline
@@ -493,6 +502,20 @@ class DoubleBarrierCore:
         stat = yield from self.requests.exists(self.ready, deadline)
         if stat is not None and stat.czxid == self._ready_czxid:
             yield from self.requests.delete(self.ready, deadline, version=stat.version)
+
+
+def _checks_within_budget(paths: list[str]) -> tuple[Check, ...]:
+    """Checks that each of ``paths`` (the round's members, in arrival order) is still there, as
+    many as fit in :data:`CHECKS_BUDGET`: the earliest arrivals first, since they have waited
+    longest and are the likeliest to give up."""
+    checks: list[Check] = []
+    used = 0
+    for path in paths:
+        used += CHECK_OVERHEAD + len(path.encode())
+        if used > CHECKS_BUDGET:
+            break
+        checks.append(Check(path, MEMBER_VERSION))
+    return tuple(checks)
 
 
 def _name(node: str) -> str:
