@@ -26,6 +26,7 @@ again.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -46,6 +47,7 @@ log = logging.getLogger("zksync.lock")
 
 RELEASE_WAIT = 5.0  # seconds a release waits for the server's answer before deferring
 CLEANUP_WAIT = 1.0  # the same after a failed or timed-out attempt: the caller's error must not wait long
+PARSED_NAMES = 4096  # child names whose parse is remembered (per process, least recently used go)
 HANDOFF_DATA = b"released"  # written by a holder's release, in the same transaction as the delete
 
 
@@ -165,9 +167,10 @@ class Kind:
     rule: Rule
 
 
+@functools.lru_cache(maxsize=PARSED_NAMES)
 def parse(name: str) -> Entry | None:
     """The entry a child name stands for (a lock node of any known family); None for names
-    that are not."""
+    that are not.  Remembered: a waiter lists the same names again and again."""
     for pattern, markers in _READERS:
         match = pattern.match(name)
         if match is not None:
