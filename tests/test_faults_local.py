@@ -153,13 +153,17 @@ def test_waiter_timing_out_while_disconnected_removes_its_node_once_reconnected(
     thread = threading.Thread(target=lambda: _capture(result, waiter.lock, scaled(2.0)))
     thread.start()
     wait_until(lambda: len(holder.queue()) == 2)
+    session = waiter_client.client_id[0]
     ensemble.kill(index)  # the waiter is disconnected while it waits
     thread.join(scaled(10))
     assert result and isinstance(result[0], Timeout)
     assert len(holder.queue()) == 2  # its node is still there: it could not be deleted yet
     ensemble.start_member(index, timeout=scaled(60))
     wait_until(lambda: len(holder.queue()) == 1, 20, "the waiter's node removed after reconnecting")
-    assert waiter_client.connected  # same session: the node was deleted by the client, not by expiry
+    # same session: the node was deleted by the client, not by expiry (the restarted member may
+    # drop the connection once more while it catches up, so wait for it rather than look once)
+    wait_until(lambda: waiter_client.connected, 20, "the waiter connected again")
+    assert waiter_client.client_id[0] == session
     holder.unlock()
 
 
