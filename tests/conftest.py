@@ -3,10 +3,14 @@ the zksync pytest plugin (zksync.testing.plugin), registered by the package's en
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +29,22 @@ def tree(client: KazooClient, path: str = "/") -> set[str]:
         found.add(full)
         found |= tree(client, full)
     return found
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_benchmark(zk_hosts: str, module: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``python -m benchmarks.<module> args`` from the project root against the test ensemble
+    (``ZOOKEEPER_PEERS``), its output captured; ``timeout`` in seconds."""
+    return subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{module}", *args],
+        cwd=ROOT,
+        env=dict(os.environ, ZOOKEEPER_PEERS=zk_hosts),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,22 +11,14 @@ import pytest
 from benchmarks import suite
 from zksync.testing.timing import scaled
 
-ROOT = Path(__file__).resolve().parent.parent
+from .conftest import run_benchmark
 
 
 def test_benchmark_suite_quick_run_writes_results(zk_hosts: str, tmp_path: Path) -> None:
     """The quick run completes with every scenario's numbers, Curator's among them: without Java
     or the built CuratorBench (.ci/build-peers) the run goes on without Curator and the test
     skips once the rest is checked (it fails when ``CI=true``)."""
-    env = dict(os.environ, ZOOKEEPER_PEERS=zk_hosts)
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.suite", "--quick", "--out", str(tmp_path)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=scaled(240),
-    )
+    done = run_benchmark(zk_hosts, "suite", "--quick", "--out", str(tmp_path), timeout=scaled(240))
     assert done.returncode == 0, done.stderr[-4000:]
     for name in ("results.json", "results.md", "scaling.png"):
         assert (tmp_path / name).is_file(), name
@@ -87,15 +77,7 @@ def test_benchmark_suite_quick_run_writes_results(zk_hosts: str, tmp_path: Path)
 def test_benchmark_suite_frontends_quick_run_reports_numbers(zk_hosts: str, tmp_path: Path) -> None:
     """The blocking against asyncio comparison: it completes and reports its numbers (no timing
     is judged here)."""
-    env = dict(os.environ, ZOOKEEPER_PEERS=zk_hosts)
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.suite", "--frontends", "--quick", "--out", str(tmp_path)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    done = run_benchmark(zk_hosts, "suite", "--frontends", "--quick", "--out", str(tmp_path), timeout=240)
     assert done.returncode == 0, done.stderr[-4000:]
     for name in ("frontends.json", "frontends.md"):
         assert (tmp_path / name).is_file(), name
@@ -153,26 +135,18 @@ def test_collection_benchmark_quick_run_reports_both_followers(zk_hosts: str, tm
     TreeCache gets one too (the bucket's children watch for a new key, the row's data watch for
     an update) but sends three requests for a new key (the bucket's children again, then the new
     row's data and children) and one for an update."""
-    env = dict(os.environ, ZOOKEEPER_PEERS=zk_hosts)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.collection",
-            "--quick",
-            "--followers",
-            "3",
-            "--writes",
-            "10",
-            "--keys",
-            "1000",
-            "--out",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
+    done = run_benchmark(
+        zk_hosts,
+        "collection",
+        "--quick",
+        "--followers",
+        "3",
+        "--writes",
+        "10",
+        "--keys",
+        "1000",
+        "--out",
+        str(tmp_path),
         timeout=scaled(240),
     )
     assert done.returncode == 0, done.stderr[-4000:]
