@@ -28,12 +28,6 @@ ROUNDS = (  # (floor, recipe, participants per process)
     ("floor-db", "zksync-db", 100),
 )
 FIELDS = ("completed", "wall_s", "server_packets_per_participant", "cpu_ms_per_participant", "processes", "errors")
-LABELS = {
-    "floor-sync": "harness floor: one create",
-    "sync": "zksync signal_and_wait",
-    "floor-db": "harness floor: create and delete",
-    "zksync-db": "zksync DoubleBarrier",
-}
 
 
 def run(n: int) -> dict[str, Any]:
@@ -69,16 +63,17 @@ def markdown(out: dict[str, Any]) -> str:
     for floor, recipe, _ in ROUNDS:
         for impl in (floor, recipe):
             r = rounds[impl]
-            wall = f"{r['wall_s']:.1f}" if r.get("wall_s") else "—"
-            versus = ratio(rounds, recipe, floor) if impl == recipe else "1.00x"
-            packets = r.get("server_packets_per_participant")
-            cpu = r.get("cpu_ms_per_participant")
-            lines.append(
-                f"| {LABELS[impl]} | {'yes' if r['completed'] else 'no: ' + '; '.join(r['errors'])[:120]} "
-                f"| {wall} | {versus} | {packets:.2f} | {cpu:.2f} | {r['processes']} x {r['per_process']} |"
-                if packets is not None and cpu is not None
-                else f"| {LABELS[impl]} | {'yes' if r['completed'] else 'no'} | {wall} | {versus} | — | — | — |"
-            )
+            completed = "yes" if r["completed"] else "no: " + "; ".join(r["errors"])[:120]
+            cells = [
+                suite.ROUND_NAMES[impl],
+                completed,
+                suite.fmt(r.get("wall_s"), 1),
+                ratio(rounds, recipe, floor) if impl == recipe else "1.00x",
+                suite.fmt(r.get("server_packets_per_participant")),
+                suite.fmt(r.get("cpu_ms_per_participant")),
+                f"{r['processes']} x {r['per_process']}",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -997,6 +997,16 @@ def run_green_processes(
     return collected, t0, packet_delta(before, after), problems
 
 
+ROUND_NAMES = {  # the participants rounds' implementations, as the reports name them
+    "zksync-db": "zksync DoubleBarrier",
+    "kazoo-db": "kazoo DoubleBarrier",
+    "sync": "zksync signal_and_wait",
+    "curator-db": "Curator DistributedDoubleBarrier",
+    "floor-db": "harness floor: create + delete",
+    "floor-sync": "harness floor: one create",
+}
+
+
 def participants_round(
     client: KazooClient,
     hosts: str,
@@ -1442,14 +1452,6 @@ def markdown(results: Result) -> str:
         "writes/participant | server packets/participant | CPU ms/participant (clients) | errors |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    names = {
-        "zksync-db": "zksync DoubleBarrier",
-        "kazoo-db": "kazoo DoubleBarrier",
-        "sync": "zksync signal_and_wait",
-        "curator-db": "Curator DistributedDoubleBarrier",
-        "floor-db": "harness floor: create + delete",
-        "floor-sync": "harness floor: one create",
-    }
     for r in results["double_barrier"] + results["signal_and_wait"]:
         status = "yes" if r["completed"] else f"did not complete ({r['finished']}/{r['participants']})"
         errs = "; ".join(r["errors"][:2]) or "—"
@@ -1457,7 +1459,7 @@ def markdown(results: Result) -> str:
             errs += f" {json.dumps(r['problems'])}"
         star = "*" if r["impl"] == "curator-db" else ""
         lines.append(
-            f"| {names[r['impl']]} | {r['participants']} | {r['processes']} | {status} | {fmt(r['wall_s'])} | "
+            f"| {ROUND_NAMES[r['impl']]} | {r['participants']} | {r['processes']} | {status} | {fmt(r['wall_s'])} | "
             f"{fmt(r['requests_per_participant_client'])}{star} | {fmt(r['writes_per_participant_client'])}{star} | "
             f"{fmt(r['server_packets_per_participant'])} | {fmt(r.get('cpu_ms_per_participant'))} | {errs} |"
         )
