@@ -1,7 +1,7 @@
 """zksync.connect's kazoo handler: kazoo's threading handler waiting on sockets with poll(2).
 
 The whole suite runs its clients on it (they are made by ``zksync.connect``); here is its
-``select`` contract on plain sockets, and who gets it."""
+``select`` contract on plain sockets, and who gets it; and the reconnection pause connect sets."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from kazoo.handlers.threading import SequentialThreadingHandler
+from kazoo.retry import KazooRetry
 
 import zksync
 from zksync._handler import PollingHandler, poll_select
@@ -77,3 +78,21 @@ def test_connect_gives_the_polling_handler_unless_one_is_passed(zk_hosts: str) -
 def test_the_handler_is_kazoos_threading_handler_but_for_select() -> None:
     assert PollingHandler.select is not SequentialThreadingHandler.select
     assert [k for k, v in vars(PollingHandler).items() if callable(v)] == ["select"]
+
+
+def test_connect_bounds_the_reconnection_pause_unless_a_retry_is_passed(zk_hosts: str) -> None:
+    # kazoo's own default pause doubles up to an hour: a client could sleep through its members'
+    # return and lose a session the ensemble kept (seen in the fault suite)
+    client = zksync.connect(zk_hosts)
+    mine = KazooRetry(max_tries=3, max_delay=30.0)
+    theirs = zksync.connect(zk_hosts, connection_retry=mine)
+    try:
+        retry = client._connection.retry_sleeper
+        assert retry.max_delay == zksync.RECONNECT_MAX_DELAY and retry.max_tries is None  # for ever
+        assert retry.sleep_func is client.handler.sleep_func
+        assert theirs._connection.retry_sleeper.max_delay == 30.0  # the caller's own, untouched
+        assert theirs._connection.retry_sleeper.max_tries == 3
+    finally:
+        for c in (client, theirs):
+            c.stop()
+            c.close()

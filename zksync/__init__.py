@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 from kazoo.client import KazooClient
+from kazoo.retry import KazooRetry
 
 from . import locked
 from ._collection_queue import QueuedWrite
@@ -90,6 +91,13 @@ def default_hosts() -> str:
     return os.environ.get("ZOOKEEPER_PEERS", "").strip() or "127.0.0.1:2181"
 
 
+# Longest pause between two rounds of reconnection attempts (seconds).  kazoo's own default doubles
+# the pause up to an hour, so after an outage of some seconds a client may sleep on long after its
+# members are back and lose a session the ensemble would have kept; ZooKeeper's Java client waits
+# at most about a second between attempts too.
+RECONNECT_MAX_DELAY = 1.0
+
+
 def connect(hosts: str | None = None, *, timeout: float = 15.0, **kazoo_options: Any) -> KazooClient:
     """A started kazoo client for ``hosts`` (default: :func:`default_hosts`).
 
@@ -97,6 +105,8 @@ def connect(hosts: str | None = None, *, timeout: float = 15.0, **kazoo_options:
     is the session timeout: pass it as ``session_timeout=``).  Without a ``handler=`` the client
     gets kazoo's threading handler waiting on its socket with ``poll(2)``
     (:class:`zksync._handler.PollingHandler`: less CPU per request than kazoo's default).
+    Without a ``connection_retry=`` it reconnects for ever, with a pause that doubles from 0.1 s
+    up to :data:`RECONNECT_MAX_DELAY` (kazoo's default grows to an hour).
     Raises :class:`ConnectionLost` when no member answers within ``timeout`` seconds; nothing
     is left running then.
     """
@@ -108,6 +118,12 @@ def connect(hosts: str | None = None, *, timeout: float = 15.0, **kazoo_options:
         handler = default_handler()  # kazoo's threading handler, waiting with poll(2): see zksync._handler
         if handler is not None:
             kazoo_options["handler"] = handler
+    if kazoo_options.get("connection_retry") is None:
+        sleep = getattr(kazoo_options.get("handler"), "sleep_func", None)
+        retry = {"sleep_func": sleep} if sleep is not None else {}
+        kazoo_options["connection_retry"] = KazooRetry(
+            max_tries=None, delay=0.1, backoff=2, max_delay=RECONNECT_MAX_DELAY, **retry
+        )
     client = KazooClient(hosts=hosts or default_hosts(), **kazoo_options)
     install_timeout_probe(client)
     try:
