@@ -80,10 +80,6 @@ SLACK = 5.0  # a call still running this long after its timeout counts as hung
 QUIET = 20.0  # default length of the quiet stage, in seconds
 LIVENESS_WINDOW = 2 * SESSION_TIMEOUT  # every recipe must make progress this soon after the quiet stage starts
 CONNECT_TIMEOUT = 10.0  # a new client that cannot connect this soon is tried on other members
-# Reconnection backoff of every client (both implementations).  kazoo's default doubles up to an
-# hour: after an outage of some seconds a client could stay idle long after its member is back,
-# and the quiet stage would time kazoo's backoff rather than the recipes.
-CONNECTION_RETRY = {"max_tries": -1, "delay": 0.1, "backoff": 2, "max_delay": 1.0}
 ROUND_NODE = "round"  # the DoubleBarrier workload's round counter, under its base path
 
 
@@ -236,13 +232,12 @@ class Run:
                 members = self.member_sets[self._next_set % len(self.member_sets)]
                 self._next_set += 1
             hosts = self.proxied.hosts_of(*members) + self.root
-            try:
+            try:  # connect's reconnection pause (RECONNECT_MAX_DELAY) keeps the quiet stage from timing backoff
                 client = connect(
                     hosts,
                     timeout=CONNECT_TIMEOUT,
                     session_timeout=SESSION_TIMEOUT,
                     randomize_hosts=False,
-                    connection_retry=dict(CONNECTION_RETRY),
                 )
                 break
             except ConnectionLost:
