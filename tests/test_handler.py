@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import select
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -15,7 +16,7 @@ from kazoo.handlers.threading import SequentialThreadingHandler
 from kazoo.retry import KazooRetry
 
 import zksync
-from zksync._handler import PollingHandler, poll_select
+from zksync._handler import PollingHandler, inline_watch, poll_select
 
 
 @pytest.fixture
@@ -75,9 +76,9 @@ def test_connect_gives_the_polling_handler_unless_one_is_passed(zk_hosts: str) -
 
 
 @pytest.mark.skipif(not hasattr(select, "poll"), reason="no poll(2) here")
-def test_the_handler_is_kazoos_threading_handler_but_for_select() -> None:
+def test_the_handler_is_kazoos_threading_handler_but_for_select_and_watch_dispatch() -> None:
     assert PollingHandler.select is not SequentialThreadingHandler.select
-    assert [k for k, v in vars(PollingHandler).items() if callable(v)] == ["select"]
+    assert [k for k, v in vars(PollingHandler).items() if callable(v)] == ["select", "dispatch_callback"]
 
 
 def test_connect_bounds_the_reconnection_pause_unless_a_retry_is_passed(zk_hosts: str) -> None:
@@ -96,3 +97,68 @@ def test_connect_bounds_the_reconnection_pause_unless_a_retry_is_passed(zk_hosts
         for c in (client, theirs):
             c.stop()
             c.close()
+
+
+def test_a_marked_watch_runs_at_once_while_the_callback_thread_is_busy_and_others_keep_their_queue(
+    zk_hosts: str,
+) -> None:
+    """A waiter's wake-up (marked) does not queue behind a slow callback; an unmarked watch still
+    runs on kazoo's callback thread, after the callbacks queued before it."""
+    client = zksync.connect(zk_hosts)
+    try:
+        path = f"/handler-inline-{time.monotonic_ns()}"
+        client.create(path)
+        release = threading.Event()
+        order: list[str] = []
+        woken = threading.Event()
+
+        def slow(event: object) -> None:  # occupies the callback thread
+            release.wait(10)
+            order.append("slow")
+
+        def plain(event: object) -> None:
+            order.append("plain")
+
+        @inline_watch
+        def marked(event: object) -> None:
+            order.append(f"marked:{threading.current_thread() is threading.main_thread()}")
+            woken.set()
+
+        client.exists(f"{path}/a", watch=slow)
+        client.exists(f"{path}/b", watch=plain)
+        client.exists(f"{path}/c", watch=marked)
+        client.create(f"{path}/a")
+        client.create(f"{path}/b")
+        client.create(f"{path}/c")
+        assert woken.wait(5)  # delivered though the callback thread is stuck in slow()
+        assert order == ["marked:False"]
+        release.set()
+        deadline = time.monotonic() + 5
+        while len(order) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert order == ["marked:False", "slow", "plain"]
+        client.delete(path, recursive=True)
+    finally:
+        client.stop()
+        client.close()
+
+
+def test_a_marked_watch_that_fails_is_logged_and_the_connection_goes_on(
+    zk_hosts: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = zksync.connect(zk_hosts)
+    try:
+        path = f"/handler-failing-{time.monotonic_ns()}"
+
+        @inline_watch
+        def broken(event: object) -> None:
+            raise RuntimeError("boom")
+
+        client.exists(path, watch=broken)
+        client.create(path)
+        assert client.exists(path) is not None  # the connection still answers
+        assert any("watch callback failed" in r.getMessage() for r in caplog.records)
+        client.delete(path)
+    finally:
+        client.stop()
+        client.close()

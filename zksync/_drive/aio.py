@@ -31,6 +31,7 @@ from .._core.effects import (
     Wake,
 )
 from .._core.queue import CLEANUP_WAIT
+from .._handler import inline_watch
 from .._session import SessionWatch
 from .._util import Deadline
 from ..errors import SessionExpired
@@ -96,6 +97,7 @@ class _Run(io.RunState):
         except RuntimeError:  # the loop is closed: nobody waits any more
             pass
 
+    @inline_watch  # records and wakes, nothing more: may run on the connection thread
     def watch(self, event: WatchedEvent) -> None:
         self._post(self._watched, event)
 
