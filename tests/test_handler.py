@@ -16,7 +16,7 @@ from kazoo.handlers.threading import SequentialThreadingHandler
 from kazoo.retry import KazooRetry
 
 import zksync
-from zksync._handler import PollingHandler, inline_watch, poll_select
+from zksync._handler import PollingHandler, inline, poll_select
 
 
 @pytest.fixture
@@ -78,7 +78,11 @@ def test_connect_gives_the_polling_handler_unless_one_is_passed(zk_hosts: str) -
 @pytest.mark.skipif(not hasattr(select, "poll"), reason="no poll(2) here")
 def test_the_handler_is_kazoos_threading_handler_but_for_select_and_watch_dispatch() -> None:
     assert PollingHandler.select is not SequentialThreadingHandler.select
-    assert [k for k, v in vars(PollingHandler).items() if callable(v)] == ["select", "dispatch_callback"]
+    assert [k for k, v in vars(PollingHandler).items() if callable(v)] == [
+        "select",
+        "dispatch_callback",
+        "async_result",
+    ]
 
 
 def test_connect_bounds_the_reconnection_pause_unless_a_retry_is_passed(zk_hosts: str) -> None:
@@ -119,7 +123,7 @@ def test_a_marked_watch_runs_at_once_while_the_callback_thread_is_busy_and_other
         def plain(event: object) -> None:
             order.append("plain")
 
-        @inline_watch
+        @inline
         def marked(event: object) -> None:
             order.append(f"marked:{threading.current_thread() is threading.main_thread()}")
             woken.set()
@@ -150,15 +154,47 @@ def test_a_marked_watch_that_fails_is_logged_and_the_connection_goes_on(
     try:
         path = f"/handler-failing-{time.monotonic_ns()}"
 
-        @inline_watch
+        @inline
         def broken(event: object) -> None:
             raise RuntimeError("boom")
 
         client.exists(path, watch=broken)
         client.create(path)
         assert client.exists(path) is not None  # the connection still answers
-        assert any("watch callback failed" in r.getMessage() for r in caplog.records)
+        assert any("callback run on the connection thread failed" in r.getMessage() for r in caplog.records)
         client.delete(path)
+    finally:
+        client.stop()
+        client.close()
+
+
+def test_a_marked_reply_callback_runs_where_the_reply_is_read_and_others_keep_the_completion_queue(
+    zk_hosts: str,
+) -> None:
+    client = zksync.connect(zk_hosts)
+    try:
+        release = threading.Event()
+        order: list[str] = []
+        woken = threading.Event()
+
+        def slow(result: object) -> None:  # occupies the completion thread
+            release.wait(10)
+            order.append("slow")
+
+        @inline
+        def marked(result: object) -> None:
+            order.append("marked")
+            woken.set()
+
+        client.exists_async("/").rawlink(slow)
+        client.exists_async("/").rawlink(marked)
+        assert woken.wait(5)  # run though the completion thread is stuck in slow()
+        assert order == ["marked"]
+        release.set()
+        deadline = time.monotonic() + 5
+        while len(order) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert order == ["marked", "slow"]
     finally:
         client.stop()
         client.close()

@@ -31,6 +31,12 @@ wrong grace period or a miscounted request.
   removing all of a path's watches).
 * ``client._connection._socket``: the socket of the current connection (a reconnection check in
   ``test_faults_local``).
+* The threading handler's ``dispatch_callback(Callback("watch", func, args))`` is how the
+  connection thread hands every watch notification on, and ``async_result()`` makes the result
+  of every request, a ``kazoo.handlers.threading.AsyncResult`` whose ``set``/``set_exception``
+  and ``rawlink`` on a ready result call ``_do_callbacks()``, which queues each of
+  ``_callbacks`` on ``_handler.completion_queue`` while ``_handler.running``
+  (``zksync._handler.PollingHandler`` runs the marked ones there instead).
 """
 
 from __future__ import annotations
@@ -292,3 +298,52 @@ def test_a_notification_is_at_its_offset_and_kazoo_pops_the_one_shot_watchers_of
         connection._read_watch_event = original
     assert sorted(seen) == [(1, f"{chroot}/p/kid"), (4, f"{chroot}/p")]  # CREATED, CHILD
     assert not zk_client._data_watchers.get(f"{chroot}/p/kid") and not zk_client._child_watchers.get(f"{chroot}/p")
+
+
+def test_watches_go_through_dispatch_callback_and_replies_through_do_callbacks(zk_hosts: str) -> None:
+    from kazoo.handlers.threading import AsyncResult, SequentialThreadingHandler
+    from kazoo.protocol.states import Callback
+
+    seen: list[str] = []
+
+    class Recording(SequentialThreadingHandler):  # type: ignore[misc]
+        def dispatch_callback(self, callback: Callback) -> None:
+            seen.append(f"dispatch:{callback.type}:{callback.func.__name__}")
+            super().dispatch_callback(callback)
+
+        def async_result(self) -> AsyncResult:
+            result = super().async_result()
+            assert isinstance(result, AsyncResult) and result._handler is self
+            original = result._do_callbacks
+
+            def do_callbacks() -> None:
+                seen.append(f"callbacks:{len(result._callbacks)}")
+                return original()  # type: ignore[no-any-return]
+
+            result._do_callbacks = do_callbacks
+            return result
+
+    client = KazooClient(zk_hosts, handler=Recording())
+    client.start(10)
+    try:
+        path = f"/internals-dispatch-{threading.get_ident()}"
+        done = threading.Event()
+
+        def watcher(event: object) -> None:
+            done.set()
+
+        pending = client.exists_async(path, watch=watcher)
+        replied = threading.Event()
+        pending.rawlink(lambda result: replied.set())
+        assert replied.wait(5) and "callbacks:1" in seen
+        queue = client.handler.completion_queue
+        assert client.handler.running and hasattr(queue, "put")
+        assert isinstance(pending._callbacks, list)
+        client.create(path)
+        assert done.wait(5)
+        assert "dispatch:watch:watcher" in seen
+        client.delete(path)
+        assert callable(pending._do_callbacks)
+    finally:
+        client.stop()
+        client.close()

@@ -10,13 +10,14 @@ no limit on descriptor numbers (kazoo left ``select.select`` for that limit).  O
 uncontended lock cycle (create, getChildren, release) it cut the client's CPU time from 1.46 to
 1.06 ms per cycle (medians of six alternating blocks of 400 cycles in one process).
 
-It also runs the watch callbacks of zksync's own waiting calls where kazoo reads their
-notification, on the connection thread, instead of queueing them for kazoo's callback thread:
-those callbacks (marked with :func:`inline_watch`) only record the event and wake their waiter
-(a ``threading.Event``, or ``call_soon_threadsafe`` to an event loop), so the hop to the
-callback thread and back was pure delay on every hand-off.  Every other callback (kazoo's
-recipes, a user's watches, zksync's background bookkeeping, which may wait) keeps kazoo's
-queue and its order.
+It also runs zksync's own wake-ups where kazoo produces their cause, on the connection thread,
+instead of queueing them for kazoo's callback or completion thread: the watch callbacks of the
+waiting calls, and the asyncio driver's hand-over of each reply to its event loop.  Those
+callbacks (marked with :func:`inline`) only record what came and wake their waiter (a
+``threading.Event``, or ``call_soon_threadsafe``), so the hop to another thread and back was
+pure delay on every hand-off and every asyncio request.  Every other callback (kazoo's recipes,
+a user's watches, zksync's background bookkeeping, which may wait) keeps kazoo's queues and
+their order.
 
 Only clients made by :func:`zksync.connect` get it, and only when the caller passes no
 ``handler=`` of their own and the platform has ``select.poll`` (gevent's monkey-patching removes
@@ -26,14 +27,15 @@ it: a gevent program passes kazoo's gevent handler).  Everything else is kazoo's
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import select
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from kazoo.handlers.threading import SequentialThreadingHandler
+from kazoo.handlers.threading import AsyncResult, SequentialThreadingHandler
 
-INLINE = "_zksync_inline_watch"  # the attribute that marks a watch callback to run inline
+INLINE = "_zksync_inline"  # the attribute that marks a callback to run on the connection thread
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger(__name__)
 
@@ -98,20 +100,41 @@ class PollingHandler(SequentialThreadingHandler):  # type: ignore[misc]  # kazoo
         return poll_select(*args, **kwargs)
 
     def dispatch_callback(self, callback: Any) -> None:
-        """Run a watch callback marked by :func:`inline_watch` here and now (kazoo calls this
-        on its connection thread); queue every other one as kazoo does."""
+        """Run a watch callback marked by :func:`inline` here and now (kazoo calls this on its
+        connection thread); queue every other one as kazoo does."""
         if callback.type == "watch" and getattr(callback.func, INLINE, False):
-            try:
-                callback.func(*callback.args)
-            except Exception:  # never let a waiter's wake-up break the connection
-                log.exception("a watch callback failed")
+            _call_inline(callback.func, *callback.args)
             return
         super().dispatch_callback(callback)
 
+    def async_result(self) -> Any:
+        return _Result(self)
 
-def inline_watch(func: F) -> F:
-    """Mark ``func`` (a function, or the function behind a method) as a watch callback that may
-    run on kazoo's connection thread: it must not block, send a request and wait, or take long."""
+
+class _Result(AsyncResult):  # type: ignore[misc]  # kazoo is untyped
+    """kazoo's result of a request, running the callbacks marked by :func:`inline` where the
+    result is set (the connection thread, for a reply), the others queued as kazoo does."""
+
+    def _do_callbacks(self) -> None:
+        for callback in self._callbacks:
+            if getattr(callback, INLINE, False):
+                _call_inline(callback, self)
+            elif self._handler.running:
+                self._handler.completion_queue.put(functools.partial(callback, self))
+            else:  # the handler is stopped: nobody would run the queue
+                callback(self)
+
+
+def _call_inline(func: Callable[..., Any], *args: Any) -> None:
+    try:
+        func(*args)
+    except Exception:  # never let a waiter's wake-up break the connection
+        log.exception("a callback run on the connection thread failed")
+
+
+def inline(func: F) -> F:
+    """Mark ``func`` (a function, or the function behind a method) as a callback that may run on
+    kazoo's connection thread: it must not block, send a request and wait, or take long."""
     setattr(func, INLINE, True)
     return func
 

@@ -31,7 +31,7 @@ from .._core.effects import (
     Wake,
 )
 from .._core.queue import CLEANUP_WAIT
-from .._handler import inline_watch
+from .._handler import inline
 from .._session import SessionWatch
 from .._util import Deadline
 from ..errors import SessionExpired
@@ -97,7 +97,7 @@ class _Run(io.RunState):
         except RuntimeError:  # the loop is closed: nobody waits any more
             pass
 
-    @inline_watch  # records and wakes, nothing more: may run on the connection thread
+    @inline  # records and wakes, nothing more: may run on the connection thread
     def watch(self, event: WatchedEvent) -> None:
         self._post(self._watched, event)
 
@@ -124,7 +124,7 @@ class _Run(io.RunState):
 
     def bridge(self, pending: IAsyncResult) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = self.loop.create_future()
-        pending.rawlink(lambda result: self._post(_settle, future, result))
+        pending.rawlink(inline(lambda result: self._post(_settle, future, result)))  # no completion-thread hop
         return future
 
     async def reply(self, pending: IAsyncResult, deadline: Deadline, abandon_cleanup: bool = False) -> Any:

@@ -26,7 +26,7 @@ from .._core.effects import (
     Wait,
     Wake,
 )
-from .._handler import inline_watch
+from .._handler import inline
 from .._session import SessionWatch
 from .._util import Deadline
 from . import kazoo as io
@@ -42,7 +42,7 @@ class _Run(io.RunState):
         self.event = threading.Event()
         self.session_wake = self.news_wake = self.event.set
 
-    @inline_watch  # records and wakes, nothing more: may run on the connection thread
+    @inline  # records and wakes, nothing more: may run on the connection thread
     def watch(self, event: WatchedEvent) -> None:
         self.last = event
         self.event.set()
