@@ -13,8 +13,9 @@ host) at each step the release passes on its way to the waiter's caller:
 2. the release transaction handed to the holder's socket (kazoo's connection thread, ``_submit``);
 3. the holder's reply processed (the release's round trip, for reference);
 4. the notification read by the waiter's connection thread (``_read_watch_event``);
-5. the watch callback running (kazoo's callback thread for the blocking front-end; for asyncio
-   also the event loop running the hand-over ``call_soon_threadsafe`` posted);
+5. the watch callback running (on the connection thread itself with zksync.connect's handler,
+   else kazoo's callback thread; for asyncio also the event loop running the hand-over
+   ``call_soon_threadsafe`` posted);
 6. the waiting step woken (``Wait`` returns in the machine's driver);
 7. ``lock()`` returned in the waiter.
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import itertools
 import json
 import multiprocessing
@@ -50,7 +52,7 @@ STEPS = ("sent", "notified", "callback", "loop", "woken", "returned")
 LABELS = {
     "sent": "unlock() called -> release on the holder's socket",
     "notified": "on the socket -> notification read by the waiter's connection thread",
-    "callback": "connection thread -> watch callback (kazoo's callback thread)",
+    "callback": "connection thread -> watch callback (where the handler runs it)",
     "loop": "callback -> event loop runs the wake-up (asyncio only)",
     "woken": "-> the waiting step woken (Wait returns)",
     "returned": "woken -> lock() returned to the caller",
@@ -86,6 +88,7 @@ def stamp_driver(frontend: str, into: dict[str, float]) -> None:
     run_class = module._Run
     watch = run_class.watch
 
+    @functools.wraps(watch)  # keeps the driver's marks (where the handler runs the callback)
     def watched(self: Any, event: Any) -> None:
         into["callback"] = time.monotonic()
         watch(self, event)
