@@ -18,6 +18,8 @@ from kazoo.retry import KazooRetry
 import zksync
 from zksync._handler import PollingHandler, inline, poll_select
 
+from .conftest import wait_until
+
 
 @pytest.fixture
 def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
@@ -137,9 +139,7 @@ def test_a_marked_watch_runs_at_once_while_the_callback_thread_is_busy_and_other
         assert woken.wait(5)  # delivered though the callback thread is stuck in slow()
         assert order == ["marked:False"]
         release.set()
-        deadline = time.monotonic() + 5
-        while len(order) < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: len(order) == 3, 5, "the queued watches run")
         assert order == ["marked:False", "slow", "plain"]
         client.delete(path, recursive=True)
     finally:
@@ -191,9 +191,7 @@ def test_a_marked_reply_callback_runs_where_the_reply_is_read_and_others_keep_th
         assert woken.wait(5)  # run though the completion thread is stuck in slow()
         assert order == ["marked"]
         release.set()
-        deadline = time.monotonic() + 5
-        while len(order) < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: len(order) == 2, 5, "the queued reply callback run")
         assert order == ["marked", "slow"]
     finally:
         client.stop()
