@@ -8,6 +8,15 @@
 ZooKeeper comes from ``ZOOKEEPER_HOME`` (an Apache release: ``lib/*.jar``) or from Debian's
 ``zookeeper`` package (``/usr/share/java/zookeeper.jar``).  Each member is a JVM in its own
 process group with a small heap; data lives in a temporary folder removed on stop.
+
+``Ensemble(tls=True)`` serves clients over mutual TLS only (ZooKeeper's Netty connection factory,
+with the Netty jars of Debian's ``libnetty-java``) and speaks TLS between its members too
+(``sslQuorum``).  Its throwaway CA and certificates are made at start-up in the ensemble's folder
+(:mod:`zksync.testing.certs`); :meth:`Ensemble.client_credentials` issues a client identity::
+
+    with Ensemble(size=3, tls=True) as ens:
+        alice = ens.client_credentials("alice")          # CN=alice, signed by the ensemble's CA
+        client = zksync.connect(ens.hosts, **alice.kazoo_options())
 """
 
 from __future__ import annotations
@@ -17,16 +26,22 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import ZkSyncError
+from .certs import CertificateAuthority, Credentials
 
 DEBIAN_JARS = "/usr/share/java"
 SERVER_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+NETTY_FACTORY = "org.apache.zookeeper.server.NettyServerCnxnFactory"
+# what ZooKeeper's Netty connection factory needs (Debian's libnetty-java names them so)
+NETTY_JARS = ("buffer", "codec", "common", "handler", "resolver", "transport", "transport-native-unix-common")
 DEFAULT_TICK_TIME = 500  # ms: members allow session timeouts from 2 to 20 ticks (1 s to 10 s)
 
 
@@ -52,9 +67,23 @@ def find_classpath() -> str:
     )
 
 
-def four_letter(host: str, port: int, command: str, timeout: float = 2.0) -> str:
-    """Send a four-letter word (``srvr``, ``mntr``, ``ruok``...) and return the answer."""
-    with socket.create_connection((host, port), timeout=timeout) as sock:
+def netty_classpath() -> list[str]:
+    """The Netty jars a TLS member needs: from ``ZOOKEEPER_HOME`` (an Apache release carries
+    them) or Debian's ``libnetty-java``."""
+    if os.environ.get("ZOOKEEPER_HOME"):
+        return []  # find_classpath took every jar of the release
+    jars = [os.path.join(DEBIAN_JARS, f"netty-{name}.jar") for name in NETTY_JARS]
+    missing = [j for j in jars if not os.path.exists(j)]
+    if missing:
+        raise EnsembleError(f"a TLS ensemble needs Netty: {', '.join(missing)} missing (install libnetty-java)")
+    return jars
+
+
+def four_letter(host: str, port: int, command: str, timeout: float = 2.0, tls: ssl.SSLContext | None = None) -> str:
+    """Send a four-letter word (``srvr``, ``mntr``, ``ruok``...) and return the answer; over
+    TLS with the ``tls`` context when the port serves TLS."""
+    with socket.create_connection((host, port), timeout=timeout) as raw:
+        sock = tls.wrap_socket(raw, server_hostname=host) if tls is not None else raw
         sock.sendall(command.encode())
         chunks = []
         while True:
@@ -108,6 +137,7 @@ class Ensemble:
         heap: str = "256m",
         directory: str | os.PathLike[str] | None = None,
         ports: list[int] | None = None,
+        tls: bool = False,
     ) -> None:
         if size < 1:
             raise EnsembleError(f"size must be >= 1, got {size}")
@@ -125,6 +155,12 @@ class Ensemble:
             for i in range(size)
         ]
         self.classpath = find_classpath()
+        self.tls = tls
+        self.ca: CertificateAuthority | None = None
+        self._admin_tls: ssl.SSLContext | None = None
+        self._clients: dict[str, Credentials] = {}
+        if tls:
+            self.classpath = os.pathsep.join([self.classpath, *netty_classpath()])
 
     # ---- addresses ---------------------------------------------------------------------
     @property
@@ -134,8 +170,38 @@ class Ensemble:
     def address(self, index: int) -> tuple[str, int]:
         return self.host, self.members[index].client_port
 
+    # ---- TLS ---------------------------------------------------------------------------
+    def _make_certificates(self) -> None:
+        if self.ca is not None:
+            return
+        self.ca = CertificateAuthority(self.directory / "tls")
+        for member in self.members:
+            self.ca.issue(f"zk{member.myid}", hosts=(self.host,)).key_store()
+        admin = self.ca.issue("zksync-admin", hosts=())
+        context = ssl.create_default_context(cafile=str(self.ca.cert))
+        context.load_cert_chain(str(admin.cert), str(admin.key))
+        self._admin_tls = context
+
+    def client_credentials(self, name: str = "client", **options: Any) -> Credentials:
+        """A client certificate ``CN=name`` signed by this ensemble's CA: made on the first call
+        for ``name``, the same files afterwards.  With ``options`` (for
+        :meth:`~zksync.testing.certs.CertificateAuthority.issue`: ``not_after=`` and so on) a new
+        one is made every time."""
+        if not self.tls:
+            raise EnsembleError("client_credentials: this ensemble does not serve TLS (Ensemble(tls=True))")
+        self._make_certificates()
+        assert self.ca is not None
+        if not options and name in self._clients:
+            return self._clients[name]
+        made = self.ca.issue(name, **{"hosts": (), **options})
+        if not options:
+            self._clients[name] = made
+        return made
+
     # ---- lifecycle ---------------------------------------------------------------------
     def start(self, timeout: float = 90.0) -> Ensemble:
+        if self.tls:
+            self._make_certificates()
         for member in self.members:
             self._write_config(member)
         for index in range(self.size):
@@ -221,7 +287,7 @@ class Ensemble:
     def mode(self, index: int) -> str | None:
         """``leader``, ``follower``, ``standalone``, or None when the member does not serve."""
         try:
-            answer = four_letter(*self.address(index), "srvr", timeout=1.0)
+            answer = four_letter(*self.address(index), "srvr", timeout=1.0, tls=self._admin_tls)
         except OSError:
             return None
         for line in answer.splitlines():
@@ -237,7 +303,7 @@ class Ensemble:
         raise EnsembleError("no member is leading")
 
     def mntr(self, index: int) -> dict[str, str]:
-        answer = four_letter(*self.address(index), "mntr")
+        answer = four_letter(*self.address(index), "mntr", tls=self._admin_tls)
         pairs = (line.split("\t", 1) for line in answer.splitlines() if "\t" in line)
         return {key: value for key, value in pairs}
 
@@ -286,8 +352,7 @@ class Ensemble:
             "initLimit=10",
             "syncLimit=5",
             f"dataDir={data}",
-            f"clientPort={member.client_port}",
-            f"clientPortAddress={self.host}",
+            *self._client_port_lines(member),
             "maxClientCnxns=0",
             "admin.enableServer=false",
             "4lw.commands.whitelist=*",
@@ -297,5 +362,32 @@ class Ensemble:
             f"standaloneEnabled={'true' if self.size == 1 else 'false'}",
         ]
         if self.size > 1:
+            lines += self._quorum_tls_lines(member)
             lines += [f"server.{m.myid}={self.host}:{m.peer_port}:{m.election_port}" for m in self.members]
         (member.directory / "zoo.cfg").write_text("\n".join(lines) + "\n")
+
+    def _client_port_lines(self, member: Member) -> list[str]:
+        if not self.tls:
+            return [f"clientPort={member.client_port}", f"clientPortAddress={self.host}"]
+        return [
+            f"serverCnxnFactory={NETTY_FACTORY}",
+            f"secureClientPort={member.client_port}",
+            f"secureClientPortAddress={self.host}",
+            *self._store_lines("ssl", member),
+            "ssl.clientAuth=need",
+        ]
+
+    def _quorum_tls_lines(self, member: Member) -> list[str]:
+        if not self.tls:
+            return []
+        return ["sslQuorum=true", "portUnification=false", *self._store_lines("ssl.quorum", member)]
+
+    def _store_lines(self, prefix: str, member: Member) -> list[str]:
+        assert self.ca is not None
+        key_store = self.ca.directory / f"zk{member.myid}-keystore.pem"
+        return [
+            f"{prefix}.keyStore.location={key_store}",
+            f"{prefix}.keyStore.type=PEM",
+            f"{prefix}.trustStore.location={self.ca.cert}",
+            f"{prefix}.trustStore.type=PEM",
+        ]

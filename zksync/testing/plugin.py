@@ -11,9 +11,16 @@ Installed with zksync (entry point ``pytest11``).  Fixtures:
                  local ``toxiproxy-server``.  Without one the test is skipped, or fails when
                  ``CI=true``.
 ``zk_faults``    the same, healed (every toxic removed) after each test.
+``zk_toxiproxy`` (session) the API (host:port) of that Toxiproxy server.
 ``zk_client_factory``  ``zk_client_factory(**kazoo_options)`` makes more such clients (same
                  chroot; ``timeout`` is kazoo's session timeout, default
                  ``--zk-session-timeout``); all are closed after the test.
+``zk_tls_ensemble``  (session) a local :class:`~zksync.testing.Ensemble` serving mutual TLS
+                 only (``tls=True``); ``zk_tls_ensemble.client_credentials("alice")`` gives a
+                 client certificate ``CN=alice``.
+``zk_tls_client_factory``  ``zk_tls_client_factory("alice", **options)``: a client of it holding
+                 that certificate, chrooted to a fresh path of this test.
+``zk_tls_proxied``  (session) Toxiproxy proxies ``tls-zkN`` in front of its members.
 
 Options (command line or ini): ``--zk-size`` (members of the local ensemble, default 3),
 ``--zk-session-timeout`` (seconds, default 10: kazoo's own default).  ``ZKSYNC_TIME_SCALE`` (see
@@ -36,7 +43,7 @@ from kazoo.client import KazooClient
 
 from .. import connect
 from .cleanup import delete_tree
-from .ensemble import DEFAULT_TICK_TIME, Ensemble
+from .ensemble import DEFAULT_TICK_TIME, Ensemble, EnsembleError
 from .timing import TimeScaleError, scaled, time_scale
 from .toxi import ProxiedEnsemble, ToxiproxyServer, find_server
 
@@ -82,15 +89,18 @@ def zk_ensemble(request: pytest.FixtureRequest) -> Iterator[Ensemble | ExternalE
     if peers:
         yield ExternalEnsemble(peers)
         return
-    # a slower tick on a slow machine: the members' session timeout bounds (2 and 20 ticks) and
-    # their election and sync limits stretch with the tests' own timeouts
-    tick_time = max(1, round(DEFAULT_TICK_TIME * time_scale()))
-    ensemble = Ensemble(size=int(_option(request.config, "zk_size")), tick_time=tick_time)
+    ensemble = Ensemble(size=int(_option(request.config, "zk_size")), tick_time=_tick_time())
     ensemble.start(timeout=scaled(90))
     try:
         yield ensemble
     finally:
         ensemble.stop()
+
+
+def _tick_time() -> int:
+    # a slower tick on a slow machine: the members' session timeout bounds (2 and 20 ticks) and
+    # their election and sync limits stretch with the tests' own timeouts
+    return max(1, round(DEFAULT_TICK_TIME * time_scale()))
 
 
 @pytest.fixture(scope="session")
@@ -106,19 +116,33 @@ def zk_session_timeout(request: pytest.FixtureRequest) -> float:
 @pytest.fixture
 def zk_chroot(request: pytest.FixtureRequest, zk_hosts: str) -> Iterator[str]:
     """A fresh path for this test; removed afterwards."""
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:80]
-    chroot = f"/zksync-tests/{name}-{uuid.uuid4().hex[:8]}"
     admin = connect(zk_hosts, timeout=scaled(CONNECT_WAIT))
+    chroot = _fresh_chroot(request, admin)
     try:
-        admin.ensure_path(chroot)
         yield chroot
     finally:
-        try:
-            delete_tree(admin, chroot)  # pipelined: a test may leave 100,000 nodes
-        except Exception:  # an ACL'd node a test left behind: the chroot is unique anyway
-            pass
+        _remove_chroot(admin, chroot)
+
+
+def _fresh_chroot(request: pytest.FixtureRequest, admin: KazooClient) -> str:
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:80]
+    chroot = f"/zksync-tests/{name}-{uuid.uuid4().hex[:8]}"
+    try:
+        admin.ensure_path(chroot)
+    except BaseException:
         admin.stop()
         admin.close()
+        raise
+    return chroot
+
+
+def _remove_chroot(admin: KazooClient, chroot: str) -> None:
+    try:
+        delete_tree(admin, chroot)  # pipelined: a test may leave 100,000 nodes
+    except Exception:  # an ACL'd node a test left behind: the chroot is unique anyway
+        pass
+    admin.stop()
+    admin.close()
 
 
 @pytest.fixture
@@ -138,7 +162,11 @@ def zk_client_factory(zk_hosts: str, zk_chroot: str, zk_session_timeout: float) 
         return client
 
     yield make
-    for client in made:
+    _close_all(made)
+
+
+def _close_all(clients: list[KazooClient]) -> None:
+    for client in clients:
         try:
             client.stop()
             client.close()
@@ -152,25 +180,99 @@ def zk_client(zk_client_factory: Callable[..., KazooClient]) -> KazooClient:
 
 
 @pytest.fixture(scope="session")
-def zk_proxied(zk_ensemble: Ensemble | ExternalEnsemble) -> Iterator[ProxiedEnsemble]:
-    external_peers = bool(os.environ.get("ZOOKEEPER_PEERS", "").strip())
+def zk_toxiproxy() -> Iterator[str]:
+    """The API (host:port) of the session's Toxiproxy server: ``TOXIPROXY``, else a local one."""
     api = os.environ.get("TOXIPROXY", "").strip()
     if api:
-        # the docker-compose / Vagrant layout: its zkN proxies already front the ensemble
-        proxied = ProxiedEnsemble(api, None if external_peers else zk_ensemble.hosts.split(","))
-        yield proxied
-        proxied.close(destroy=not external_peers)
+        yield api
         return
     binary = find_server()
     if binary is None:
-        reason = "toxiproxy-server not found (run .ci/setup, or set TOXIPROXY_SERVER or TOXIPROXY)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        _unavailable("toxiproxy-server not found (run .ci/setup, or set TOXIPROXY_SERVER or TOXIPROXY)")
     with ToxiproxyServer(binary=binary) as server:
-        proxied = ProxiedEnsemble(server.api, zk_ensemble.hosts.split(","))
-        yield proxied
-        proxied.close()
+        yield server.api
+
+
+def _unavailable(reason: str) -> None:
+    """Skip the test for want of a tool; in CI (``CI=true``) that is a failure."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def zk_proxied(zk_ensemble: Ensemble | ExternalEnsemble, zk_toxiproxy: str) -> Iterator[ProxiedEnsemble]:
+    external_peers = bool(os.environ.get("ZOOKEEPER_PEERS", "").strip())
+    # with TOXIPROXY and ZOOKEEPER_PEERS (the docker-compose / Vagrant layout) its zkN proxies
+    # already front the ensemble
+    reuse = external_peers and bool(os.environ.get("TOXIPROXY", "").strip())
+    proxied = ProxiedEnsemble(zk_toxiproxy, None if reuse else zk_ensemble.hosts.split(","))
+    yield proxied
+    proxied.close(destroy=not reuse)
+
+
+@pytest.fixture(scope="session")
+def zk_tls_ensemble(request: pytest.FixtureRequest) -> Iterator[Ensemble]:
+    """A local ensemble serving mutual TLS only, TLS between its members too (always local:
+    its tests make certificates with its CA)."""
+    try:
+        ensemble = Ensemble(size=int(_option(request.config, "zk_size")), tick_time=_tick_time(), tls=True)
+    except EnsembleError as exc:
+        _unavailable(f"no TLS ensemble: {exc}")
+    ensemble.start(timeout=scaled(90))
+    try:
+        yield ensemble
+    finally:
+        ensemble.stop()
+
+
+@pytest.fixture
+def zk_tls_chroot(request: pytest.FixtureRequest, zk_tls_ensemble: Ensemble) -> Iterator[str]:
+    """A fresh path on the TLS ensemble for this test; removed afterwards."""
+    admin = connect(zk_tls_ensemble.hosts, timeout=scaled(CONNECT_WAIT), **_admin_credentials(zk_tls_ensemble))
+    chroot = _fresh_chroot(request, admin)
+    try:
+        yield chroot
+    finally:
+        _remove_chroot(admin, chroot)
+
+
+def _admin_credentials(ensemble: Ensemble) -> dict[str, str]:
+    return ensemble.client_credentials("zksync-tests").kazoo_options()
+
+
+@pytest.fixture
+def zk_tls_client_factory(
+    zk_tls_ensemble: Ensemble, zk_tls_chroot: str, zk_session_timeout: float
+) -> Iterator[Callable[..., KazooClient]]:
+    """``zk_tls_client_factory(name="client", hosts=None, **options)``: a client of the TLS
+    ensemble (or of ``hosts``, such as proxies in front of it) holding the certificate
+    ``CN=name``, chrooted to this test's path; closed after the test."""
+    made: list[KazooClient] = []
+
+    def make(name: str = "client", hosts: str | None = None, **options: Any) -> KazooClient:
+        session_timeout = options.pop("session_timeout", zk_session_timeout)
+        credentials = {**zk_tls_ensemble.client_credentials(name).kazoo_options(), **options}
+        client = connect(
+            f"{hosts or zk_tls_ensemble.hosts}{zk_tls_chroot}",
+            timeout=scaled(CONNECT_WAIT),
+            session_timeout=session_timeout,
+            **credentials,
+        )
+        made.append(client)
+        return client
+
+    yield make
+    _close_all(made)
+
+
+@pytest.fixture(scope="session")
+def zk_tls_proxied(zk_tls_ensemble: Ensemble, zk_toxiproxy: str) -> Iterator[ProxiedEnsemble]:
+    """Toxiproxy proxies ``tls-zkN`` in front of the TLS ensemble's members (TCP: TLS passes
+    through them unchanged), on the session's Toxiproxy server beside ``zk_proxied``'s."""
+    proxied = ProxiedEnsemble(zk_toxiproxy, zk_tls_ensemble.hosts.split(","), prefix="tls-")
+    yield proxied
+    proxied.close()
 
 
 @pytest.fixture

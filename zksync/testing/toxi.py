@@ -121,9 +121,12 @@ class ToxiproxyServer:
 
 
 class ProxiedEnsemble:
-    """One Toxiproxy proxy ``zkN`` in front of each member of an ensemble."""
+    """One Toxiproxy proxy ``zkN`` in front of each member of an ensemble (``<prefix>zkN`` with a
+    ``prefix``, so that two ensembles can share one Toxiproxy server)."""
 
-    def __init__(self, api: str, members: list[str] | None = None, *, listen_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, api: str, members: list[str] | None = None, *, listen_host: str = "127.0.0.1", prefix: str = ""
+    ) -> None:
         from toxiproxy import Toxiproxy  # the test extra
 
         host, _, port = api.rpartition(":")
@@ -133,15 +136,18 @@ class ProxiedEnsemble:
         self._proxies: dict[int, Any] = {}
         existing = self.toxiproxy.proxies()
         if members is None:  # an existing setup: use its zk1..zkN proxies
-            numbers = sorted(int(name[2:]) for name in existing if name.startswith("zk") and name[2:].isdigit())
+            head = prefix + proxy_name(0)[:-1]
+            numbers = sorted(
+                int(name[len(head) :]) for name in existing if name.startswith(head) and name[len(head) :].isdigit()
+            )
             if not numbers:
-                raise ToxiproxyError(f"no zkN proxies at {api}")
+                raise ToxiproxyError(f"no {head}N proxies at {api}")
             for n in numbers:
-                self._proxies[n] = existing[proxy_name(n)]
+                self._proxies[n] = existing[prefix + proxy_name(n)]
             self.public_host = host
         else:
             for n, upstream in enumerate(members, start=1):
-                name = proxy_name(n)
+                name = prefix + proxy_name(n)
                 if name in existing:
                     existing[name].destroy()
                 self._proxies[n] = self.toxiproxy.create(upstream=upstream, name=name, listen=f"{listen_host}:0")
