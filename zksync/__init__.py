@@ -11,6 +11,8 @@ Every recipe takes any started ``kazoo.client.KazooClient``.
 from __future__ import annotations
 
 import os
+import time
+import warnings
 from typing import Any
 
 from kazoo.client import KazooClient
@@ -19,7 +21,9 @@ from kazoo.retry import KazooRetry
 from . import locked
 from ._collection_queue import QueuedWrite
 from ._handler import default_handler
+from ._redact import redact_secrets
 from ._session import install_timeout_probe
+from ._tls import HandshakeWatch, resolve_tls_options
 from .barrier import Barrier, DoubleBarrier
 from .collection import Changed, Changes, Collection
 from .errors import (
@@ -38,6 +42,7 @@ from .errors import (
     NotHeld,
     SessionExpired,
     Timeout,
+    TLSError,
     ZkSyncError,
 )
 from .rwmutex import Lease, RWMutex, Transaction
@@ -72,6 +77,7 @@ __all__ = [
     "Subscription",
     "Sync",
     "SyncTimeout",
+    "TLSError",
     "Timeout",
     "Transaction",
     "WatchEvent",
@@ -107,13 +113,25 @@ def connect(hosts: str | None = None, *, timeout: float = 15.0, **kazoo_options:
     (:class:`zksync._handler.PollingHandler`: less CPU per request than kazoo's default).
     Without a ``connection_retry=`` it reconnects for ever, with a pause that doubles from 0.1 s
     up to :data:`RECONNECT_MAX_DELAY` (kazoo's default grows to an hour).
-    Raises :class:`ConnectionLost` when no member answers within ``timeout`` seconds; nothing
-    is left running then.
+
+    **TLS**: ``ca=`` (the CA file that verifies the members), ``certfile=`` and ``keyfile=`` (this
+    client's certificate and key, PEM), or when none is given ``ZOOKEEPER_TLS_CA``,
+    ``ZOOKEEPER_TLS_CERT`` and ``ZOOKEEPER_TLS_KEY``, make the client speak TLS, verifying the
+    members' certificates and host names (``check_hostname=False`` to skip the names).  Missing,
+    unreadable or mismatched files are :class:`InvalidArgument` before anything is sent.
+    ``auth_data=[("digest", "user:password")]`` (see :mod:`zksync.acl`) authenticates the session.
+
+    Raises :class:`ConnectionLost` when no member answers within ``timeout`` seconds, and its
+    :class:`TLSError` as soon as every member has refused the TLS handshake (or speaks TLS to a
+    plaintext client), saying why; nothing is left running then.
     """
     if hosts is not None and (not isinstance(hosts, str) or not hosts.strip()):
         raise InvalidArgument(f"hosts must be a non-empty 'host:port,...' string, got {hosts!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise InvalidArgument(f"timeout must be a number of seconds > 0, got {timeout!r}")
     if "session_timeout" in kazoo_options:
         kazoo_options["timeout"] = kazoo_options.pop("session_timeout")
+    tls = resolve_tls_options(kazoo_options)
     if kazoo_options.get("handler") is None:
         handler = default_handler()  # kazoo's threading handler, waiting with poll(2): see zksync._handler
         if handler is not None:
@@ -125,11 +143,30 @@ def connect(hosts: str | None = None, *, timeout: float = 15.0, **kazoo_options:
             max_tries=None, delay=0.1, backoff=2, max_delay=RECONNECT_MAX_DELAY, **retry
         )
     client = KazooClient(hosts=hosts or default_hosts(), **kazoo_options)
+    redact_secrets(client)
     install_timeout_probe(client)
-    try:
-        client.start(timeout=timeout)
-    except Exception as exc:
-        client.stop()
-        client.close()
-        raise ConnectionLost(f"could not connect to ZooKeeper at {client.hosts}: {exc}") from exc
+    with HandshakeWatch(client, tls) as watch:  # until the first session, or the end of trying
+        try:
+            started = client.start_async()
+            deadline = time.monotonic() + timeout
+            while not started.wait(min(0.05, max(0.0, deadline - time.monotonic()))):
+                if watch.gave_up.is_set() or time.monotonic() >= deadline:
+                    break
+            if not client.connected:
+                raise watch.error(client_hosts(client)) or ConnectionLost(
+                    f"could not connect to ZooKeeper at {client_hosts(client)}: Connection time-out"
+                )
+            if client.chroot and not client.exists("/"):
+                warnings.warn("the chroot path does not exist: create it before use", stacklevel=2)
+        except BaseException as exc:
+            client.stop()
+            client.close()
+            if isinstance(exc, ZkSyncError):
+                raise
+            raise ConnectionLost(f"could not connect to ZooKeeper at {client_hosts(client)}: {exc}") from exc
     return client
+
+
+def client_hosts(client: KazooClient) -> str:
+    """The ``host:port,...`` list a client connects to."""
+    return ",".join(f"{host}:{port}" for host, port in client.hosts)

@@ -12,6 +12,7 @@
      +-- AccessDenied           (also PermissionError) the znode's ACL refused the request
      +-- ConnectionLost         (also ConnectionError) the ensemble could not be reached
      |    +-- SessionExpired    the session is gone, and every ephemeral node with it
+     |    +-- TLSError          the TLS handshake failed (the reason is in the message)
      +-- NodeError              a plain node operation was refused (zksync.locked, transactions)
      |    +-- NoNode            (also LookupError) the node does not exist
      |    +-- NodeExists        the node exists already
@@ -52,6 +53,7 @@ __all__ = [
     "NotEmpty",
     "NotHeld",
     "SessionExpired",
+    "TLSError",
     "Timeout",
     "ZkSyncError",
     "translate",
@@ -111,6 +113,11 @@ class ConnectionLost(ZkSyncError, ConnectionError):
 
 class SessionExpired(ConnectionLost):
     """The ZooKeeper session expired (or the client was closed): ephemeral nodes are gone."""
+
+
+class TLSError(ConnectionLost):
+    """No TLS session could be set up with the ensemble: a certificate was refused, missing or
+    expired, or one side speaks plaintext.  The message says which, and with which member."""
 
 
 class NodeError(ZkSyncError):
