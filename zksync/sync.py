@@ -27,6 +27,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from kazoo.client import KazooClient
+from kazoo.security import ACL
 
 from ._core.effects import Machine
 from ._core.requests import Requests
@@ -35,6 +36,7 @@ from ._core.sync import Subscription as SubscriptionCore
 from ._drive.background import spawn
 from ._drive.blocking import run
 from ._session import SessionWatch, session_for
+from ._util import check_acl
 from .errors import BarrierAborted, InvalidArgument, ParticipantLost, SyncTimeout
 
 RECIPE = "Sync"
@@ -63,17 +65,25 @@ class SyncBase:
     recipe = RECIPE
 
     def __init__(
-        self, client: KazooClient, namespace: str, instance_id: str | None = None, instance_count: int | None = None
+        self,
+        client: KazooClient,
+        namespace: str,
+        instance_id: str | None = None,
+        instance_count: int | None = None,
+        *,
+        acl: list[ACL] | None = None,
     ) -> None:
         self.client = client
         self._session: SessionWatch = session_for(client, RECIPE)
+        self.acl = check_acl(acl, RECIPE)
         session = self._session
+        own_acl = self.acl
 
         def background(machine: Machine[None], what: str) -> None:
             spawn(machine, session, what)
 
         self._core: SyncCore = make_core(
-            lambda root: Requests(session, RECIPE, root),
+            lambda root: Requests(session, RECIPE, root, own_acl),
             namespace,
             instance_id or default_instance_id(),
             instance_count,

@@ -15,6 +15,7 @@ Every method is a generator to be run with ``yield from`` inside a recipe's mach
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Protocol
 
 from kazoo import exceptions as kz
@@ -109,10 +110,18 @@ PIPELINE_WINDOW = 1000  # requests of one pipelined call in flight at once (boun
 class Requests:
     """ZooKeeper calls for one recipe object, bounded, retried and translated."""
 
-    def __init__(self, session: Session, recipe: str, path: str) -> None:
+    def __init__(self, session: Session, recipe: str, path: str, acl: list[ACL] | None = None) -> None:
         self.session = session
         self.recipe = recipe
         self.path = path
+        self.acl = acl  # for every node created without an ACL of its own (None: the client's default)
+
+    def _with_own_acl(self, op: Any) -> Any:
+        return replace(op, acl=self.acl) if isinstance(op, Create) and op.acl is None else op
+
+    def with_acl(self, acl: list[ACL] | None) -> Requests:
+        """The same calls, creating nodes with ``acl`` (None: the client's default ACL)."""
+        return Requests(self.session, self.recipe, self.path, acl)
 
     # ---- plumbing ----------------------------------------------------------------------
     def ensure_usable(self) -> None:
@@ -220,6 +229,8 @@ class Requests:
     def commit(self, transaction: Multi, deadline: Deadline) -> Machine[list[Any]]:
         """Send a transaction once (a committed transaction cannot be sent again: on a lost
         connection the caller decides what to do) and return its per-step results."""
+        if self.acl is not None:
+            transaction = Multi(tuple(self._with_own_acl(op) for op in transaction.ops))
         results: list[Any] = yield from self.call(transaction, deadline, retry=False)
         return results
 
@@ -297,7 +308,7 @@ class Requests:
     ) -> Machine[tuple[str, ZnodeStat] | None]:
         """Create ``path`` (and missing parents, with the same ACL); returns (path, stat),
         or None when the node already exists (never for sequential nodes)."""
-        request = Create(path, value, acl, ephemeral, sequence)
+        request = Create(path, value, acl if acl is not None else self.acl, ephemeral, sequence)
         try:
             result: tuple[str, ZnodeStat] = yield from self.call(
                 request, deadline, retry=retry, expected=(kz.NodeExistsError,), abandon_cleanup=ephemeral
@@ -307,7 +318,7 @@ class Requests:
         return result
 
     def ensure_path(self, path: str, deadline: Deadline, acl: list[ACL] | None = None) -> Machine[None]:
-        yield from self.call(EnsurePath(path, acl), deadline)
+        yield from self.call(EnsurePath(path, acl if acl is not None else self.acl), deadline)
 
 
 __all__ = ["RETRYABLE", "Requests", "Session", "failed_step"]

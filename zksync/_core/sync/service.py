@@ -79,6 +79,10 @@ class SyncCore:
 
     def _join(self, deadline: Deadline) -> Machine[None]:
         r = self.requests
+        if r.acl is not None:  # the runs' common parent keeps the client's default ACL: other runs share it
+            parent = self.root.rsplit("/", 1)[0]
+            if parent:
+                yield from r.with_acl(None).ensure_path(parent, deadline)
         yield from r.create(f"{self.root}/joined/{self.instance_id}", deadline)
         if (yield from r.exists(f"{self.root}/signalled", deadline)) is None:  # made last: the layout is there
             for part in LAYOUT:
