@@ -5,10 +5,14 @@
     zksync inspect PATH
     zksync lock PATH [--read] [--naming FAMILY] [--timeout S] -- COMMAND ...
 
+``run``, ``inspect`` and ``lock`` speak TLS to the ensemble with ``--tls-ca FILE``,
+``--tls-cert FILE`` and ``--tls-key FILE`` (default: ``ZOOKEEPER_TLS_CA``, ``ZOOKEEPER_TLS_CERT``,
+``ZOOKEEPER_TLS_KEY``); ``run`` hands the same files to every instance through those variables.
+
 Exit codes: 0 success; 1 an instance (or the locked command) failed; 2 bad usage or input;
-3 the ensemble cannot be reached; 4 the plan cannot be run (missing, does not compile, crashed
-before starting); 5 the run timed out; 75 ``lock`` timed out; 130 interrupted.  Errors are one
-line on stderr, never a traceback.
+3 the ensemble cannot be reached (a failed TLS handshake too); 4 the plan cannot be run (missing,
+does not compile, crashed before starting); 5 the run timed out; 75 ``lock`` timed out; 77 an ACL
+refused this identity; 130 interrupted.  Errors are one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -32,12 +36,14 @@ from kazoo.client import KazooClient
 from . import RWMutex, connect
 from ._core.collection.layout import MEMBERS, ROWS, unescape
 from ._core.queue import NAMINGS, ordered
-from .errors import ConnectionLost, InvalidArgument, Timeout, ZkSyncError
+from .errors import AccessDenied, ConnectionLost, InvalidArgument, Timeout, ZkSyncError, translate
 from .runtime import parse_params
 from .testing.ensemble import Ensemble, EnsembleError, four_letter
 
 EXIT_FAILED, EXIT_USAGE, EXIT_ENSEMBLE, EXIT_PLAN, EXIT_TIMEOUT = 1, 2, 3, 4, 5
-EXIT_LOCK_TIMEOUT, EXIT_INTERRUPTED = 75, 130
+EXIT_LOCK_TIMEOUT, EXIT_DENIED, EXIT_INTERRUPTED = 75, 77, 130
+TLS_FLAGS = (("tls_ca", "ca", "ZOOKEEPER_TLS_CA"), ("tls_cert", "certfile", "ZOOKEEPER_TLS_CERT"),
+             ("tls_key", "keyfile", "ZOOKEEPER_TLS_KEY"))  # fmt: skip
 
 
 class Exit(Exception):
@@ -219,7 +225,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise Exit(EXIT_ENSEMBLE, f"could not start a local ensemble: {str(exc).splitlines()[0]}") from None
         hosts = ensemble.hosts
     try:
-        admin = _reach(hosts)
+        admin = _reach(hosts, args)
         try:
             return _run_instances(args, plan, params, hosts, admin)
         finally:
@@ -230,11 +236,24 @@ def cmd_run(args: argparse.Namespace) -> int:
             ensemble.stop()
 
 
-def _reach(hosts: str) -> KazooClient:
+def _reach(hosts: str, args: argparse.Namespace) -> KazooClient:
     try:
-        return connect(hosts, timeout=10)
-    except (ConnectionLost, InvalidArgument) as exc:
-        raise Exit(EXIT_ENSEMBLE, f"cannot reach ZooKeeper at {hosts}: {exc}") from None
+        return connect(hosts, timeout=10, **_tls_options(args))
+    except InvalidArgument as exc:
+        raise Exit(EXIT_USAGE, str(exc)) from None
+    except ConnectionLost as exc:  # its message names the hosts, and a TLS failure's reason
+        raise Exit(EXIT_ENSEMBLE, f"cannot reach ZooKeeper: {exc}") from None
+
+
+def _tls_options(args: argparse.Namespace) -> dict[str, str]:
+    """connect()'s TLS files from the --tls-* flags (absolute paths); none given: connect()
+    reads ZOOKEEPER_TLS_*."""
+    return {name: os.path.abspath(getattr(args, flag)) for flag, name, _ in TLS_FLAGS if getattr(args, flag, None)}
+
+
+def _tls_environment(args: argparse.Namespace) -> dict[str, str]:
+    """The ZOOKEEPER_TLS_* variables that give every instance of a run this command's files."""
+    return {env: os.path.abspath(getattr(args, flag)) for flag, _, env in TLS_FLAGS if getattr(args, flag, None)}
 
 
 def _run_instances(args: argparse.Namespace, plan: Path, params: dict[str, str], hosts: str, admin: KazooClient) -> int:
@@ -253,6 +272,7 @@ def _run_instances(args: argparse.Namespace, plan: Path, params: dict[str, str],
         TEST_GROUP_ID=group,
         TEST_GROUP_INSTANCE_COUNT=str(args.instances),
         TEST_INSTANCE_PARAMS="|".join(f"{k}={v}" for k, v in params.items()),
+        **_tls_environment(args),
     )
     instances: list[Instance] = []
     started = time.monotonic()
@@ -359,7 +379,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from ._util import check_path
 
     path = check_path(args.path, "inspect")
-    client = _reach(os.environ.get("ZOOKEEPER_PEERS", "").strip() or running_hosts() or "127.0.0.1:2181")
+    client = _reach(os.environ.get("ZOOKEEPER_PEERS", "").strip() or running_hosts() or "127.0.0.1:2181", args)
     try:
         stat = client.exists(path)
         if stat is None:
@@ -444,7 +464,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     command = list(args.command)
     if not command:
         raise Exit(EXIT_USAGE, "no command given: zksync lock PATH -- COMMAND ...")
-    client = _reach(os.environ.get("ZOOKEEPER_PEERS", "").strip() or running_hosts() or "127.0.0.1:2181")
+    client = _reach(os.environ.get("ZOOKEEPER_PEERS", "").strip() or running_hosts() or "127.0.0.1:2181", args)
     try:
         mutex = RWMutex(client, args.path, naming=args.naming)
         try:
@@ -469,14 +489,24 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 
 # ---- main -------------------------------------------------------------------------------------
+def _tls_parent() -> argparse.ArgumentParser:
+    tls = argparse.ArgumentParser(add_help=False)
+    group = tls.add_argument_group("TLS (default: the ZOOKEEPER_TLS_* variables)")
+    group.add_argument("--tls-ca", metavar="FILE", help="the CA certificate(s) that verify the members (PEM)")
+    group.add_argument("--tls-cert", metavar="FILE", help="this client's certificate (PEM)")
+    group.add_argument("--tls-key", metavar="FILE", help="this client's private key (PEM)")
+    return tls
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="zksync", description="ZooKeeper coordination from the command line.")
+    tls = _tls_parent()
     sub = p.add_subparsers(dest="cmd", required=True)
     ens = sub.add_parser("ensemble", help="a local ZooKeeper ensemble on loopback")
     ens.add_argument("action", choices=["up", "down", "status"])
     ens.add_argument("--size", type=int, default=3)
     ens.set_defaults(func=cmd_ensemble)
-    run = sub.add_parser("run", help="run N instances of a test plan")
+    run = sub.add_parser("run", help="run N instances of a test plan", parents=[tls])
     run.add_argument("plan")
     run.add_argument("--instances", "-n", type=int, default=1)
     run.add_argument("--case", default=None)
@@ -486,10 +516,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--outputs", default="zksync-outputs")
     run.add_argument("--run-id", default=None)
     run.set_defaults(func=cmd_run)
-    ins = sub.add_parser("inspect", help="what a recipe looks like right now")
+    ins = sub.add_parser("inspect", help="what a recipe looks like right now", parents=[tls])
     ins.add_argument("path")
     ins.set_defaults(func=cmd_inspect)
-    lock = sub.add_parser("lock", help="run a command while holding a lock (like flock)")
+    lock = sub.add_parser("lock", help="run a command while holding a lock (like flock)", parents=[tls])
     lock.add_argument("path")
     lock.add_argument("--read", action="store_true")
     lock.add_argument(
@@ -514,7 +544,8 @@ def main(argv: list[str] | None = None) -> int:
         print("zksync: --size must be >= 1", file=sys.stderr)
         return EXIT_USAGE
     try:
-        code: int = args.func(args)
+        with translate():  # a kazoo error anywhere (an ACL refusing a read...) is a zksync one
+            code: int = args.func(args)
         return code
     except Exit as exc:
         print(f"zksync: {exc}", file=sys.stderr)
@@ -522,6 +553,9 @@ def main(argv: list[str] | None = None) -> int:
     except InvalidArgument as exc:
         print(f"zksync: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except AccessDenied as exc:
+        print(f"zksync: {exc}", file=sys.stderr)
+        return EXIT_DENIED
     except (ConnectionLost, Timeout) as exc:
         print(f"zksync: {exc}", file=sys.stderr)
         return EXIT_ENSEMBLE
