@@ -1,48 +1,82 @@
-"""ACLs: a client without the credential can neither release nor change another's state."""
+"""ACLs: a client without the credential can neither release nor change another's state.
+
+Every test runs twice: with digest users on the plaintext ensemble, and with x509 identities
+(client certificates) on the TLS ensemble."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pytest
 from kazoo.client import KazooClient
-from kazoo.security import make_acl, make_digest_acl
+from kazoo.security import ACL, make_acl, make_digest_acl
 
-from zksync import AccessDenied, Barrier, DoubleBarrier, RWMutex
+from zksync import AccessDenied, Barrier, DoubleBarrier, RWMutex, acl
 from zksync.testing.timing import scaled
 
 Factory = Callable[..., KazooClient]
 
-ALICE = [make_digest_acl("alice", "secret", all=True), make_acl("world", "anyone", read=True)]
+
+@dataclass
+class Identities:
+    scheme: str
+    make_alice: Callable[[], KazooClient]  # another client of alice's
+    mallory: KazooClient  # authenticated as somebody else (x509), or not at all (digest)
+    owner_only: ACL  # all permissions to alice
+
+    @property
+    def guard(self) -> list[ACL]:
+        """Everything to alice, reading to the world."""
+        return [self.owner_only, make_acl("world", "anyone", read=True)]
+
+
+@pytest.fixture(params=["digest", "x509"])
+def ids(request: pytest.FixtureRequest) -> Identities:
+    if request.param == "digest":
+        plain: Factory = request.getfixturevalue("zk_client_factory")
+        return Identities(
+            "digest",
+            lambda: plain(auth_data=[acl.digest_credentials("alice", "secret")]),
+            plain(),
+            make_digest_acl("alice", "secret", all=True),
+        )
+    tls: Factory = request.getfixturevalue("zk_tls_client_factory")
+    return Identities("x509", lambda: tls("alice"), tls("mallory"), acl.x509("CN=alice"))
 
 
 @pytest.fixture
-def alice(zk_client_factory: Factory) -> KazooClient:
-    return zk_client_factory(auth_data=[("digest", "alice:secret")])
+def alice(ids: Identities) -> KazooClient:
+    return ids.make_alice()
 
 
 @pytest.fixture
-def mallory(zk_client_factory: Factory) -> KazooClient:
-    return zk_client_factory()
+def mallory(ids: Identities) -> KazooClient:
+    return ids.mallory
+
+
+@pytest.fixture
+def guard(ids: Identities) -> list[ACL]:
+    return ids.guard
 
 
 def snapshot(client: KazooClient, path: str) -> list[str]:
     return sorted(client.get_children(path))
 
 
-def test_acl_is_applied_to_the_recipe_nodes(alice: KazooClient) -> None:
-    mutex = RWMutex(alice, "/guarded/lock", acl=ALICE)
+def test_acl_is_applied_to_the_recipe_nodes(alice: KazooClient, guard: list[ACL], ids: Identities) -> None:
+    mutex = RWMutex(alice, "/guarded/lock", acl=guard)
     lease = mutex.lock(timeout=scaled(5))
     for path in ("/guarded", "/guarded/lock", lease.node):
         acls, _ = alice.get_acls(path)
-        assert {a.id.scheme for a in acls} == {"digest", "world"}, path
+        assert {a.id.scheme for a in acls} == {ids.scheme, "world"}, path
     mutex.unlock()
 
 
 def test_without_the_credential_a_lock_can_be_neither_broken_nor_taken(
-    alice: KazooClient, mallory: KazooClient
+    alice: KazooClient, mallory: KazooClient, guard: list[ACL]
 ) -> None:
-    owner = RWMutex(alice, "/lock", acl=ALICE)
+    owner = RWMutex(alice, "/lock", acl=guard)
     lease = owner.lock(timeout=scaled(5))
     before = snapshot(alice, "/lock")
     with pytest.raises(AccessDenied):
@@ -55,11 +89,11 @@ def test_without_the_credential_a_lock_can_be_neither_broken_nor_taken(
 
 
 def test_without_the_credential_a_barrier_can_be_neither_unset_nor_set(
-    alice: KazooClient, mallory: KazooClient
+    alice: KazooClient, mallory: KazooClient, guard: list[ACL], ids: Identities
 ) -> None:
-    owner = Barrier(alice, "/gates/b", acl=ALICE)
+    owner = Barrier(alice, "/gates/b", acl=guard)
     owner.set()  # creates /gates with the ACL too: the parent decides who may set and unset
-    assert {a.id.scheme for a in alice.get_acls("/gates")[0]} == {"digest", "world"}
+    assert {a.id.scheme for a in alice.get_acls("/gates")[0]} == {ids.scheme, "world"}
     with pytest.raises(AccessDenied):
         Barrier(mallory, "/gates/b").unset()
     assert owner.is_set()
@@ -72,17 +106,17 @@ def test_without_the_credential_a_barrier_can_be_neither_unset_nor_set(
 
 
 def test_a_barrier_under_an_open_parent_can_be_unset_by_anybody_whatever_its_own_acl(
-    alice: KazooClient, mallory: KazooClient
+    alice: KazooClient, mallory: KazooClient, guard: list[ACL]
 ) -> None:
-    Barrier(alice, "/b", acl=ALICE).set()  # the parent (the test's root) is open to all
+    Barrier(alice, "/b", acl=guard).set()  # the parent (the test's root) is open to all
     assert Barrier(mallory, "/b").unset() is True  # deleting a node is the parent's permission
     assert not Barrier(alice, "/b").is_set()
 
 
 def test_without_the_credential_one_cannot_enter_or_remove_a_participant(
-    alice: KazooClient, mallory: KazooClient
+    alice: KazooClient, mallory: KazooClient, guard: list[ACL]
 ) -> None:
-    owner = DoubleBarrier(alice, "/db", 1, identifier="alice", acl=ALICE)
+    owner = DoubleBarrier(alice, "/db", 1, identifier="alice", acl=guard)
     owner.enter(timeout=scaled(5))
     before = snapshot(alice, "/db")
     with pytest.raises(AccessDenied):
@@ -95,11 +129,9 @@ def test_without_the_credential_one_cannot_enter_or_remove_a_participant(
 
 
 def test_with_the_credential_an_operator_can_evict_a_stuck_participant(
-    alice: KazooClient, zk_client_factory: Factory
+    alice: KazooClient, guard: list[ACL], ids: Identities
 ) -> None:
-    stuck = DoubleBarrier(
-        zk_client_factory(auth_data=[("digest", "alice:secret")]), "/db", 1, identifier="stuck", acl=ALICE
-    )
+    stuck = DoubleBarrier(ids.make_alice(), "/db", 1, identifier="stuck", acl=guard)
     stuck.enter(timeout=scaled(5))
     operator = DoubleBarrier(alice, "/db", 1)
     assert operator.present() == ["stuck"]
@@ -108,14 +140,14 @@ def test_with_the_credential_an_operator_can_evict_a_stuck_participant(
 
 
 def test_without_the_credential_one_can_neither_join_nor_write_a_collection_but_may_follow_it(
-    alice: KazooClient, mallory: KazooClient
+    alice: KazooClient, mallory: KazooClient, guard: list[ACL], ids: Identities
 ) -> None:
     from zksync import Collection
 
-    owner = Collection(alice, "/fortunes", acl=ALICE, member="alice").open(timeout=scaled(10))
+    owner = Collection(alice, "/fortunes", acl=guard, member="alice").open(timeout=scaled(10))
     owner.put("fortune-alice-1", "luck")
     for path in ("/fortunes", "/fortunes/rows", "/fortunes/members", "/fortunes/members/alice"):
-        assert {a.id.scheme for a in alice.get_acls(path)[0]} == {"digest", "world"}, path
+        assert {a.id.scheme for a in alice.get_acls(path)[0]} == {ids.scheme, "world"}, path
     before = sorted(alice.get_children("/fortunes/members"))
     with pytest.raises(AccessDenied, match="join=False"):
         Collection(mallory, "/fortunes", member="mallory").open(timeout=scaled(10))  # joining writes
@@ -136,7 +168,7 @@ def test_without_the_credential_one_can_neither_join_nor_write_a_collection_but_
     reader.close()
     owner.close()
     # and a collection nobody else may read cannot be followed at all
-    private = [make_digest_acl("alice", "secret", all=True)]
+    private = [ids.owner_only]
     Collection(alice, "/private", acl=private, member="alice").open(timeout=scaled(10)).close()
     with pytest.raises(AccessDenied):
         Collection(mallory, "/private", join=False).open(timeout=scaled(10))
