@@ -18,12 +18,16 @@ import yaml
 
 from zksync.testing.layout import (
     DEPLOY_SIZE,
+    TLS_CLIENT_PORT,
+    TLS_PREFIX,
+    TLS_TOXIPROXY_API_PORT,
     TOXIPROXY_API_PORT,
     TOXIPROXY_VERSION,
     VAGRANT_IP,
     ZOOKEEPER_CLIENT_PORT,
     deploy_peers,
     deploy_proxy_port,
+    deploy_tls_proxy_port,
     proxy_name,
 )
 from zksync.testing.timing import scaled
@@ -35,6 +39,10 @@ VAGRANTFILE = ROOT / "Vagrantfile"
 PROVISION = ROOT / "deploy" / "vagrant-provision.sh"
 MEMBERS = range(1, DEPLOY_SIZE + 1)
 ZK_SERVICES = [proxy_name(m) for m in MEMBERS]  # the members' service names are the proxies' names
+TLS_SERVICES = [TLS_PREFIX + name for name in ZK_SERVICES]
+TLS_PROXIES = ROOT / "deploy" / "toxiproxy-tls.json"
+TLS_CONFIG = ROOT / "deploy" / "zoo-tls.cfg"
+TLS_CERTS = ROOT / "deploy" / "tls-certs.sh"
 
 
 def require_tool(name: str) -> str:
@@ -99,7 +107,7 @@ def expected_ports() -> list[int]:
 
 
 def test_compose_has_the_members_and_toxiproxy() -> None:
-    services = compose()["services"]
+    services = {name: s for name, s in compose()["services"].items() if not s.get("profiles")}
     assert sorted(services) == sorted([*ZK_SERVICES, "toxiproxy"])
     for name in ZK_SERVICES:
         assert services[name]["image"] == "zookeeper:3.8", name
@@ -127,7 +135,7 @@ def test_members_have_their_ids_and_one_consistent_server_list() -> None:
 
 def test_members_publish_no_port() -> None:
     services = compose()["services"]
-    for name in ZK_SERVICES:
+    for name in [*ZK_SERVICES, *TLS_SERVICES]:
         assert not services[name].get("ports"), f"{name} must be reached through its proxy only"
         assert services[name].get("network_mode") in (None, "bridge"), f"{name} must not share the host network"
 
@@ -178,7 +186,7 @@ def test_proxy_file_names_every_member_on_its_port() -> None:
 
 def test_compose_comment_gives_the_local_peers() -> None:
     found = re.findall(r"ZOOKEEPER_PEERS=(\S+)", COMPOSE.read_text())
-    assert found == [deploy_peers("127.0.0.1")]
+    assert found == [deploy_peers("127.0.0.1"), deploy_peers("127.0.0.1", tls=True)]
 
 
 # --- Vagrantfile ----------------------------------------------------------------------------
@@ -192,27 +200,127 @@ def test_vagrantfile_uses_the_layout_address_and_the_compose_file() -> None:
     assert '"deploy/toxiproxy.json"' in text
     assert '"deploy/vagrant-provision.sh"' in text
     script = PROVISION.read_text()
-    assert "docker-compose -f docker-compose.yml up" in script
+    assert 'docker-compose -f docker-compose.yml "${profiles[@]}" up -d' in script  # no profile by default
     assert "ZKSYNC_BIND_IP=0.0.0.0" in script
 
 
 def test_vagrantfile_comment_gives_the_layout_peers() -> None:
     comments = "\n".join(line for line in VAGRANTFILE.read_text().splitlines() if line.lstrip().startswith("#"))
     peers = re.findall(r"ZOOKEEPER_PEERS=(\S+)", comments)
-    assert len(peers) == 1, peers
+    assert len(peers) == 2, peers
     assert deploy_peers("192.168.100.67") == peers[0]
     assert deploy_peers(VAGRANT_IP) == peers[0]
+    assert deploy_peers(VAGRANT_IP, tls=True) == peers[1]
     assert re.findall(r"TOXIPROXY=(\S+)", comments) == [f"{VAGRANT_IP}:{TOXIPROXY_API_PORT}"]
+
+
+# --- the TLS variant ------------------------------------------------------------------------
+
+
+def mounts(service: dict[str, Any]) -> dict[str, Path]:
+    out = {}
+    for volume in service.get("volumes") or []:
+        source, target = str(volume).split(":")[:2]
+        out[target] = (COMPOSE.parent / source).resolve()
+    return out
+
+
+def test_the_tls_members_run_the_tls_configuration_with_their_own_key_store() -> None:
+    services = compose()["services"]
+    for member, name in zip(MEMBERS, TLS_SERVICES):
+        service = services[name]
+        assert service["profiles"] == ["tls"], name
+        assert service["image"] == "zookeeper:3.8", name
+        assert mounts(service) == {"/conf/zoo.cfg": TLS_CONFIG.resolve(), "/certs": (ROOT / "deploy" / "tls").resolve()}
+        env = environment(service)
+        assert env["ZOO_MY_ID"] == str(member)
+        for store in ("ssl.keyStore", "ssl.quorum.keyStore"):
+            assert f"-Dzookeeper.{store}.location=/certs/{name}-keystore.pem" in env["SERVER_JVMFLAGS"].split()
+        assert services[name]["depends_on"] == {"tls-certs": {"condition": "service_completed_successfully"}}
+
+
+def cfg(path: Path) -> dict[str, str]:
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_the_tls_configuration_serves_mutual_tls_only_and_tls_between_members() -> None:
+    conf = cfg(TLS_CONFIG)
+    assert "clientPort" not in conf and conf["secureClientPort"] == str(TLS_CLIENT_PORT)
+    assert conf["serverCnxnFactory"] == "org.apache.zookeeper.server.NettyServerCnxnFactory"
+    assert conf["ssl.clientAuth"] == "need" and conf["sslQuorum"] == "true"
+    assert conf["ssl.trustStore.location"] == conf["ssl.quorum.trustStore.location"] == "/certs/ca.pem"
+    assert [conf[f"server.{m}"] for m in MEMBERS] == [f"{name}:2888:3888" for name in TLS_SERVICES]
+
+
+def test_the_tls_proxies_front_the_tls_members_on_their_own_ports_and_api() -> None:
+    service = compose()["services"]["toxiproxy-tls"]
+    assert service["profiles"] == ["tls"]
+    assert "-config=/config/toxiproxy.json" in service["command"]
+    assert mounts(service)["/config/toxiproxy.json"] == TLS_PROXIES.resolve()
+    ports = published(service)
+    assert sorted(host for _, host, _ in ports) == [
+        *(deploy_tls_proxy_port(m) for m in MEMBERS),
+        TLS_TOXIPROXY_API_PORT,
+    ]
+    assert f"-port={TLS_TOXIPROXY_API_PORT}" in service["command"]
+    proxies = json.loads(TLS_PROXIES.read_text())
+    assert [p["name"] for p in proxies] == TLS_SERVICES
+    for member, proxy in zip(MEMBERS, proxies):
+        assert proxy["listen"] == f"0.0.0.0:{deploy_tls_proxy_port(member)}"
+        assert proxy["upstream"] == f"{TLS_PREFIX}{proxy_name(member)}:{TLS_CLIENT_PORT}"
+
+
+def test_the_certificate_script_makes_every_file_the_variant_names_once(tmp_path: Path) -> None:
+    import ssl
+
+    require_tool("openssl")
+    target = tmp_path / "tls"
+    done = run(["sh", str(TLS_CERTS), str(target)])
+    assert done.returncode == 0, done.stderr
+    for name in TLS_SERVICES:
+        store = target / f"{name}-keystore.pem"
+        assert b"PRIVATE KEY" in store.read_bytes() and b"CERTIFICATE" in store.read_bytes()
+        decoded = ssl._ssl._test_decode_cert(str(target / f"{name}.pem"))  # type: ignore[attr-defined]
+        names = set(decoded["subjectAltName"])
+        assert {("DNS", name), ("IP Address", "127.0.0.1"), ("IP Address", VAGRANT_IP)} <= names
+    for client in ("client", "alice", "bob"):  # usable by connect(): key matches, CA verifies
+        context = ssl.create_default_context(cafile=str(target / "ca.pem"))
+        context.load_cert_chain(str(target / f"{client}.pem"), str(target / f"{client}-key.pem"))
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+    again = run(["sh", str(TLS_CERTS), str(target)])
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+
+
+def test_the_vagrant_tls_variant_makes_the_certificates_and_runs_the_profile() -> None:
+    text = VAGRANTFILE.read_text()
+    assert 'ENV.fetch("ZKSYNC_TLS"' in text and '"tls-certs.sh"' in text
+    for source in ("deploy/zoo-tls.cfg", "deploy/toxiproxy-tls.json", "deploy/tls-certs.sh", "deploy/tls"):
+        assert f'source: "{source}"' in text, source
+    script = PROVISION.read_text()
+    assert "profiles=(--profile tls)" in script and '"${profiles[@]}" up -d' in script
+
+
+def test_docker_compose_accepts_the_tls_profile() -> None:
+    tool = require_tool("docker-compose")
+    done = run([tool, "-f", "docker-compose.yml", "--profile", "tls", "config", "--services"], timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(done.stdout.split()) == sorted(
+        [*ZK_SERVICES, "toxiproxy", *TLS_SERVICES, "tls-certs", "toxiproxy-tls"]
+    )
 
 
 # --- the tools themselves -------------------------------------------------------------------
 
 
-def run(args: list[str], env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str], env: dict[str, str] | None = None, timeout: float = 120, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
     """``args`` run to their end, given ``timeout`` units of test time."""
     return subprocess.run(
         args,
-        cwd=ROOT,
+        cwd=cwd,
         env=dict(os.environ, **(env or {})),
         capture_output=True,
         text=True,
@@ -237,16 +345,26 @@ def test_docker_compose_publishes_on_all_interfaces_for_the_vm() -> None:
     assert {ip for ip, _, _ in ports} == {"0.0.0.0"}
 
 
-def test_vagrant_validates_the_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("variant", ["", "1"], ids=["plaintext", "tls"])
+def test_vagrant_validates_the_file(tmp_path: Path, variant: str) -> None:
     tool = require_tool("vagrant")
+    if variant:
+        require_tool("openssl")
+    checkout = tmp_path / "checkout"  # a copy: the TLS variant makes its certificates beside the file
+    checkout.mkdir()
+    for name in ("Vagrantfile", "docker-compose.yml"):
+        shutil.copy(ROOT / name, checkout / name)
+    shutil.copytree(ROOT / "deploy", checkout / "deploy", ignore=shutil.ignore_patterns("tls"))
     env = {
+        "ZKSYNC_TLS": variant,
         "VAGRANT_HOME": str(tmp_path / "vagrant-home"),
         "VAGRANT_DOTFILE_PATH": str(tmp_path / "vagrant-dot"),
         "VAGRANT_CHECKPOINT_DISABLE": "1",
         "VAGRANT_NO_COLOR": "1",
     }
-    done = run([tool, "validate", "--ignore-provider"], env=env, timeout=180)
+    done = run([tool, "validate", "--ignore-provider"], env=env, timeout=180, cwd=checkout)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert (checkout / "deploy" / "tls" / "ca.pem").exists() == bool(variant)
 
 
 def test_a_missing_tool_skips_locally_and_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,6 +9,12 @@ harness uses free loopback ports instead, with the same names.
 from __future__ import annotations
 
 TOXIPROXY_VERSION = "v2.12.0"
+# the TLS variant (docker-compose profile "tls", ZKSYNC_TLS=1 vagrant up): members tls-zkN on the
+# secure client port behind proxies tls-zkN on TLS_PROXY_BASE_PORT + N - 1, their own API
+TLS_PREFIX = "tls-"
+TLS_CLIENT_PORT = 2281
+TLS_PROXY_BASE_PORT = 2281
+TLS_TOXIPROXY_API_PORT = 8475
 TOXIPROXY_API_PORT = 8474
 PROXY_BASE_PORT = 2181
 ZOOKEEPER_CLIENT_PORT = 2181
@@ -26,6 +32,13 @@ def deploy_proxy_port(member: int) -> int:
     return PROXY_BASE_PORT + member - 1
 
 
-def deploy_peers(host: str, size: int = DEPLOY_SIZE) -> str:
-    """``ZOOKEEPER_PEERS`` for the docker-compose (host 127.0.0.1) or Vagrant setup."""
-    return ",".join(f"{host}:{deploy_proxy_port(m)}" for m in range(1, size + 1))
+def deploy_peers(host: str, size: int = DEPLOY_SIZE, tls: bool = False) -> str:
+    """``ZOOKEEPER_PEERS`` for the docker-compose (host 127.0.0.1) or Vagrant setup (its TLS
+    variant with ``tls``)."""
+    port = deploy_tls_proxy_port if tls else deploy_proxy_port
+    return ",".join(f"{host}:{port(m)}" for m in range(1, size + 1))
+
+
+def deploy_tls_proxy_port(member: int) -> int:
+    """The port of proxy ``tls-zk<member>`` in the TLS variant."""
+    return TLS_PROXY_BASE_PORT + member - 1
