@@ -30,3 +30,17 @@ def test_scale_benchmark_runs_every_round_beside_its_floor(zk_hosts: str, tmp_pa
     assert set(rounds) == {"floor-sync", "sync", "floor-db", "zksync-db"}
     assert all(r["completed"] and r["server_packets_per_participant"] > 0 for r in rounds.values())
     assert "zksync DoubleBarrier" in done.stdout
+
+
+def test_tls_benchmark_compares_both_transports_with_the_same_requests(zk_hosts: str, tmp_path: Path) -> None:
+    out = tmp_path / "tls.json"
+    args = ("--cycles", "100", "--duration", "3", "--blocks", "1", "--json", str(out))
+    done = run_benchmark(zk_hosts, "tls", *args, timeout=scaled(300))
+    assert done.returncode == 0, done.stderr
+    results = json.loads(out.read_text())
+    uncontended, contended = results["uncontended"], results["contended"]
+    assert uncontended["plaintext"]["requests_per_cycle"] == uncontended["tls"]["requests_per_cycle"] == 3.0
+    for transport in ("plaintext", "tls"):
+        assert contended[transport]["acquisitions"] > 0 and not contended[transport]["errors"]
+        assert contended[transport]["requests_per_acquisition"] <= 4.5
+    assert "TLS / plaintext" in done.stdout

@@ -138,6 +138,7 @@ class Ensemble:
         directory: str | os.PathLike[str] | None = None,
         ports: list[int] | None = None,
         tls: bool = False,
+        plaintext_too: bool = False,
     ) -> None:
         if size < 1:
             raise EnsembleError(f"size must be >= 1, got {size}")
@@ -155,6 +156,12 @@ class Ensemble:
             for i in range(size)
         ]
         self.classpath = find_classpath()
+        if plaintext_too and not tls:
+            raise EnsembleError("plaintext_too= needs tls=True: a plaintext ensemble serves plaintext anyway")
+        self.plaintext_too = plaintext_too
+        # with plaintext_too each TLS member also serves plaintext on its own port (one Netty
+        # factory for both: TLS against plaintext on the very same server, for benchmarks)
+        self._plain_ports = _free_ports(size, host) if plaintext_too else []
         self.tls = tls
         self.ca: CertificateAuthority | None = None
         self._admin_tls: ssl.SSLContext | None = None
@@ -169,6 +176,13 @@ class Ensemble:
 
     def address(self, index: int) -> tuple[str, int]:
         return self.host, self.members[index].client_port
+
+    @property
+    def plain_hosts(self) -> str:
+        """The plaintext connection string of a TLS ensemble made with ``plaintext_too``."""
+        if not self.plaintext_too:
+            raise EnsembleError("plain_hosts: this ensemble serves no plaintext port beside TLS (plaintext_too=True)")
+        return ",".join(f"{self.host}:{port}" for port in self._plain_ports)
 
     # ---- TLS ---------------------------------------------------------------------------
     def _make_certificates(self) -> None:
@@ -369,7 +383,12 @@ class Ensemble:
     def _client_port_lines(self, member: Member) -> list[str]:
         if not self.tls:
             return [f"clientPort={member.client_port}", f"clientPortAddress={self.host}"]
+        plain = []
+        if self.plaintext_too:
+            port = self._plain_ports[member.myid - 1]
+            plain = [f"clientPort={port}", f"clientPortAddress={self.host}"]
         return [
+            *plain,
             f"serverCnxnFactory={NETTY_FACTORY}",
             f"secureClientPort={member.client_port}",
             f"secureClientPortAddress={self.host}",
