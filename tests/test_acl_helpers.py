@@ -24,6 +24,8 @@ def test_the_helpers_make_the_entries_kazoo_makes() -> None:
     assert acl.ip("10.0.0.0/8", "a") == make_acl("ip", "10.0.0.0/8", admin=True)
     assert acl.creator() == make_acl("auth", "", all=True)
     assert acl.digest_credentials("alice", PASSWORD) == ("digest", f"alice:{PASSWORD}")
+    sasl = {"mechanism": "DIGEST-MD5", "username": "alice", "password": PASSWORD}
+    assert acl.sasl_credentials("alice", PASSWORD) == sasl
 
 
 @pytest.mark.parametrize("perms", ["", "rx", "rr", "READ", 7, None])
@@ -41,6 +43,8 @@ def test_a_bad_permission_string_is_refused(perms: object) -> None:
         (lambda: acl.digest_credentials("alice", None), "password"),  # type: ignore[arg-type]
         (lambda: acl.x509(" CN=alice"), "x509 subject"),
         (lambda: acl.sasl(""), "SASL principal"),
+        (lambda: acl.sasl_credentials("alice", PASSWORD, "GSSAPI"), "mechanism"),
+        (lambda: acl.sasl_credentials("alice", ""), "password"),
     ],
 )
 def test_bad_identities_are_refused_without_echoing_a_password(make: Callable[[], object], words: str) -> None:

@@ -149,10 +149,11 @@ def connect(hosts: str | None = None, *, timeout: float = 15.0, **kazoo_options:
         try:
             started = client.start_async()
             deadline = time.monotonic() + timeout
-            while not started.wait(min(0.05, max(0.0, deadline - time.monotonic()))):
+            ready = watch.session_ready  # a session, and its SASL authentication when asked for
+            while not (ready.wait(min(0.05, max(0.0, deadline - time.monotonic()))) and started.is_set()):
                 if watch.gave_up.is_set() or time.monotonic() >= deadline:
                     break
-            if not client.connected:
+            if not client.connected or not ready.is_set():
                 raise watch.error(client_hosts(client)) or ConnectionLost(
                     f"could not connect to ZooKeeper at {client_hosts(client)}: Connection time-out"
                 )

@@ -21,8 +21,9 @@ import time
 from typing import Any
 
 from kazoo.client import KazooClient
+from kazoo.exceptions import AuthFailedError
 
-from .errors import InvalidArgument, TLSError
+from .errors import AccessDenied, InvalidArgument, TLSError
 
 ENV_CA = "ZOOKEEPER_TLS_CA"
 ENV_CERT = "ZOOKEEPER_TLS_CERT"
@@ -128,8 +129,12 @@ class HandshakeWatch:
         self.client = client
         self.tls = tls
         self.gave_up = threading.Event()
+        # set when an attempt's handshake, session and SASL authentication (kazoo does it after
+        # reporting the session connected) all went through
+        self.session_ready = threading.Event()
         self._lock = threading.Lock()
         self._failures: dict[tuple[str, int], str] = {}
+        self._auth_failed: str | None = None  # the ensemble refused the SASL authentication
         self._quiet: set[int] = set()  # ids of the exceptions whose warnings stay out of the log
         self._hosts = {(host, int(port)) for host, port in client.hosts}
         self._conn = client._connection
@@ -152,7 +157,9 @@ class HandshakeWatch:
         def watched_connect(host: str, hostip: str, port: int) -> Any:
             tracked.handshake_done = False
             try:
-                return previous(host, hostip, port)
+                result = previous(host, hostip, port)
+                self.session_ready.set()
+                return result
             except Exception as exc:
                 self._record(host, port, exc, getattr(tracked, "handshake_done", True))
                 raise
@@ -176,6 +183,13 @@ class HandshakeWatch:
 
     # ---- what each attempt says ---------------------------------------------------------------
     def _record(self, host: str, port: int, exc: BaseException, handshake_done: bool) -> None:
+        if isinstance(exc, AuthFailedError):  # kazoo stops connecting: no point in waiting on
+            options = self.client._connection.sasl_options or {}
+            who = f"{options.get('mechanism', 'SASL')} as {options.get('username', '?')!r}"
+            with self._lock:
+                self._auth_failed = f"{host}:{port} refused this client's SASL authentication ({who}): {exc}"
+            self.gave_up.set()
+            return
         reason = self._explain(host, port, exc, handshake_done)
         if reason is None:
             return
@@ -245,10 +259,13 @@ class HandshakeWatch:
             return False
 
     # ---- the outcome --------------------------------------------------------------------------
-    def error(self, hosts: str) -> TLSError | None:
-        """The :class:`TLSError` to raise when the wait ended without a session, or None when
-        no attempt failed for TLS reasons."""
+    def error(self, hosts: str) -> TLSError | AccessDenied | None:
+        """The :class:`TLSError` (or, for a refused SASL authentication, the
+        :class:`AccessDenied`) to raise when the wait ended without a session, or None when no
+        attempt failed for those reasons."""
         with self._lock:
+            if self._auth_failed is not None:
+                return AccessDenied(f"could not connect to ZooKeeper at {hosts}: {self._auth_failed}")
             reasons = list(dict.fromkeys(self._failures.values()))
         if not reasons:
             return None

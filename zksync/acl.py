@@ -10,6 +10,7 @@ These helpers make those entries from an identity and a permission string of the
     lock = zksync.RWMutex(client, "/app/lock", acl=guarded)
 
     client = zksync.connect(hosts, auth_data=[acl.digest_credentials("alice", password)])
+    client = zksync.connect(hosts, sasl_options=acl.sasl_credentials("alice", password))  # pure-sasl
     mine = [acl.creator("rwcda"), acl.world("r")]      # whoever this client authenticated as
 
 ``digest`` is ZooKeeper's user-and-password scheme (the ACL holds ``user:base64(sha1(user:password))``,
@@ -30,7 +31,18 @@ from kazoo.security import ACL, Id, Permissions
 
 from .errors import InvalidArgument
 
-__all__ = ["ACL", "creator", "digest", "digest_credentials", "ip", "permissions", "sasl", "world", "x509"]
+__all__ = [
+    "ACL",
+    "creator",
+    "digest",
+    "digest_credentials",
+    "ip",
+    "permissions",
+    "sasl",
+    "sasl_credentials",
+    "world",
+    "x509",
+]
 
 _LETTERS = {
     "r": Permissions.READ,
@@ -85,6 +97,14 @@ def digest(user: str, password: str, perms: str = "rwcda") -> ACL:
 def digest_credentials(user: str, password: str) -> tuple[str, str]:
     """The ``auth_data`` entry that authenticates as ``user`` (``connect(auth_data=[...])``)."""
     return ("digest", f"{_user(user)}:{_password(password)}")
+
+
+def sasl_credentials(user: str, password: str, mechanism: str = "DIGEST-MD5") -> dict[str, str]:
+    """The ``sasl_options`` that authenticate as ``user`` (``connect(sasl_options=...)``; needs
+    the ``pure-sasl`` package); the ACL entry for that identity is :func:`sasl` of ``user``."""
+    if mechanism not in ("DIGEST-MD5", "PLAIN"):  # GSSAPI takes a principal and a keytab, not a password
+        raise InvalidArgument(f"sasl_credentials: mechanism DIGEST-MD5 or PLAIN, got {mechanism!r}")
+    return {"mechanism": mechanism, "username": _user(user), "password": _password(password)}
 
 
 def x509(subject: str, perms: str = "rwcda") -> ACL:

@@ -39,6 +39,8 @@ from .certs import CertificateAuthority, Credentials
 
 DEBIAN_JARS = "/usr/share/java"
 SERVER_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+SASL_PROVIDER = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
+DIGEST_LOGIN = "org.apache.zookeeper.server.auth.DigestLoginModule"
 NETTY_FACTORY = "org.apache.zookeeper.server.NettyServerCnxnFactory"
 # what ZooKeeper's Netty connection factory needs (Debian's libnetty-java names them so)
 NETTY_JARS = ("buffer", "codec", "common", "handler", "resolver", "transport", "transport-native-unix-common")
@@ -139,6 +141,7 @@ class Ensemble:
         ports: list[int] | None = None,
         tls: bool = False,
         plaintext_too: bool = False,
+        sasl_users: dict[str, str] | None = None,
     ) -> None:
         if size < 1:
             raise EnsembleError(f"size must be >= 1, got {size}")
@@ -159,6 +162,11 @@ class Ensemble:
         if plaintext_too and not tls:
             raise EnsembleError("plaintext_too= needs tls=True: a plaintext ensemble serves plaintext anyway")
         self.plaintext_too = plaintext_too
+        # SASL DIGEST-MD5 users (name -> password) the members accept, from a JAAS file they read
+        self.sasl_users = dict(sasl_users or {})
+        for user, password in self.sasl_users.items():
+            if not user.isidentifier() or not password or '"' in password or "\\" in password:
+                raise EnsembleError(f"SASL user {user!r}: a plain name, and a password without quotes or backslashes")
         # with plaintext_too each TLS member also serves plaintext on its own port (one Netty
         # factory for both: TLS against plaintext on the very same server, for benchmarks)
         self._plain_ports = _free_ports(size, host) if plaintext_too else []
@@ -249,6 +257,7 @@ class Ensemble:
             "-Djava.net.preferIPv4Stack=true",
             "-Dzookeeper.admin.enableServer=false",
             "-Dorg.slf4j.simpleLogger.showDateTime=true",
+            *self._sasl_flags(),
             "-cp",
             self.classpath,
             SERVER_MAIN,
@@ -370,6 +379,7 @@ class Ensemble:
             "maxClientCnxns=0",
             "admin.enableServer=false",
             "4lw.commands.whitelist=*",
+            *([f"authProvider.sasl={SASL_PROVIDER}"] if self.sasl_users else []),
             "preAllocSize=4096",
             "snapCount=100000",
             "forceSync=no",
@@ -379,6 +389,18 @@ class Ensemble:
             lines += self._quorum_tls_lines(member)
             lines += [f"server.{m.myid}={self.host}:{m.peer_port}:{m.election_port}" for m in self.members]
         (member.directory / "zoo.cfg").write_text("\n".join(lines) + "\n")
+
+    @property
+    def _jaas(self) -> Path:
+        return self.directory / "jaas.conf"
+
+    def _sasl_flags(self) -> list[str]:
+        if not self.sasl_users:
+            return []
+        users = "".join(f'\n    user_{name}="{password}"' for name, password in self.sasl_users.items())
+        self._jaas.write_text(f"Server {{\n    {DIGEST_LOGIN} required{users};\n}};\n")
+        os.chmod(self._jaas, 0o600)
+        return [f"-Djava.security.auth.login.config={self._jaas}"]
 
     def _client_port_lines(self, member: Member) -> list[str]:
         if not self.tls:

@@ -17,7 +17,8 @@ Installed with zksync (entry point ``pytest11``).  Fixtures:
                  ``--zk-session-timeout``); all are closed after the test.
 ``zk_tls_ensemble``  (session) a local :class:`~zksync.testing.Ensemble` serving mutual TLS
                  only (``tls=True``); ``zk_tls_ensemble.client_credentials("alice")`` gives a
-                 client certificate ``CN=alice``.
+                 client certificate ``CN=alice``.  It also accepts the SASL (DIGEST-MD5) users
+                 of :data:`SASL_USERS`.
 ``zk_tls_client_factory``  ``zk_tls_client_factory("alice", **options)``: a client of it holding
                  that certificate, chrooted to a fresh path of this test.
 ``zk_tls_proxied``  (session) Toxiproxy proxies ``tls-zkN`` in front of its members.
@@ -48,6 +49,8 @@ from .timing import TimeScaleError, scaled, time_scale
 from .toxi import ProxiedEnsemble, ToxiproxyServer, find_server
 
 CONNECT_WAIT = 15.0  # seconds (scaled) a test client may take to connect
+# SASL (DIGEST-MD5) users of the TLS ensemble, for tests of SASL identities
+SASL_USERS = {"alice": "alice-sasl-password", "bob": "bob-sasl-password"}
 
 
 class ExternalEnsemble:
@@ -216,7 +219,9 @@ def zk_tls_ensemble(request: pytest.FixtureRequest) -> Iterator[Ensemble]:
     """A local ensemble serving mutual TLS only, TLS between its members too (always local:
     its tests make certificates with its CA)."""
     try:
-        ensemble = Ensemble(size=int(_option(request.config, "zk_size")), tick_time=_tick_time(), tls=True)
+        ensemble = Ensemble(
+            size=int(_option(request.config, "zk_size")), tick_time=_tick_time(), tls=True, sasl_users=SASL_USERS
+        )
     except EnsembleError as exc:
         _unavailable(f"no TLS ensemble: {exc}")
     ensemble.start(timeout=scaled(90))
