@@ -172,3 +172,37 @@ def test_without_the_credential_one_can_neither_join_nor_write_a_collection_but_
     Collection(alice, "/private", acl=private, member="alice").open(timeout=scaled(10)).close()
     with pytest.raises(AccessDenied):
         Collection(mallory, "/private", join=False).open(timeout=scaled(10))
+
+
+def test_without_the_credential_a_locked_write_is_refused_and_lands_nowhere(
+    alice: KazooClient, mallory: KazooClient, guard: list[ACL]
+) -> None:
+    from zksync import locked
+
+    locked.create(alice, "/lk", "/data", b"v1", acl=guard, lock_acl=guard, timeout=scaled(5))
+    with pytest.raises(AccessDenied):  # the lock's ACL refuses mallory's lock node
+        locked.set(mallory, "/lk", "/data", b"evil", timeout=scaled(5))
+    with pytest.raises(AccessDenied):
+        locked.delete(mallory, "/lk", "/data", timeout=scaled(5))
+    with pytest.raises(AccessDenied):  # a locked read takes a read lock, which is a create too
+        locked.get(mallory, "/lk", "/data", timeout=scaled(5))
+    assert mallory.get("/data")[0] == b"v1"  # the node's own ACL lets the world read it
+    assert alice.get_children("/lk") == []
+    assert locked.get(alice, "/lk", "/data", timeout=scaled(5))[0] == b"v1"
+
+
+def test_without_the_credential_a_watcher_under_a_guarded_lock_stops_with_access_denied(
+    alice: KazooClient, mallory: KazooClient, guard: list[ACL]
+) -> None:
+    from zksync import Watcher
+
+    with Watcher(alice, "/watched", "/watched-lock", "data", acl=guard) as owner:
+        owner.wait_watching(timeout=scaled(10))
+        intruder = Watcher(mallory, "/watched", "/watched-lock", "data")
+        try:
+            with pytest.raises(AccessDenied):
+                intruder.wait_watching(timeout=scaled(10))
+            assert isinstance(intruder.error, AccessDenied)
+        finally:
+            intruder.close()
+    assert alice.get_children("/watched-lock") == []
