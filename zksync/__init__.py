@@ -147,18 +147,7 @@ def connect(hosts: str | None = None, *, timeout: float = 15.0, **kazoo_options:
     install_timeout_probe(client)
     with HandshakeWatch(client, tls) as watch:  # until the first session, or the end of trying
         try:
-            started = client.start_async()
-            deadline = time.monotonic() + timeout
-            ready = watch.session_ready  # a session, and its SASL authentication when asked for
-            while not (ready.wait(min(0.05, max(0.0, deadline - time.monotonic()))) and started.is_set()):
-                if watch.gave_up.is_set() or time.monotonic() >= deadline:
-                    break
-            if not client.connected or not ready.is_set():
-                raise watch.error(client_hosts(client)) or ConnectionLost(
-                    f"could not connect to ZooKeeper at {client_hosts(client)}: Connection time-out"
-                )
-            if client.chroot and not client.exists("/"):
-                warnings.warn("the chroot path does not exist: create it before use", stacklevel=2)
+            _wait_for_session(client, watch, timeout)
         except BaseException as exc:
             client.stop()
             client.close()
@@ -166,6 +155,23 @@ def connect(hosts: str | None = None, *, timeout: float = 15.0, **kazoo_options:
                 raise
             raise ConnectionLost(f"could not connect to ZooKeeper at {client_hosts(client)}: {exc}") from exc
     return client
+
+
+def _wait_for_session(client: KazooClient, watch: HandshakeWatch, timeout: float) -> None:
+    """Start ``client`` and wait until it has a session (and its SASL authentication, when asked
+    for), or until ``watch`` gives up on the handshakes, or ``timeout`` seconds."""
+    started = client.start_async()
+    deadline = time.monotonic() + timeout
+    ready = watch.session_ready
+    while not (ready.wait(min(0.05, max(0.0, deadline - time.monotonic()))) and started.is_set()):
+        if watch.gave_up.is_set() or time.monotonic() >= deadline:
+            break
+    if not client.connected or not ready.is_set():
+        raise watch.error(client_hosts(client)) or ConnectionLost(
+            f"could not connect to ZooKeeper at {client_hosts(client)}: Connection time-out"
+        )
+    if client.chroot and not client.exists("/"):
+        warnings.warn("the chroot path does not exist: create it before use", stacklevel=3)
 
 
 def client_hosts(client: KazooClient) -> str:

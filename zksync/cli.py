@@ -36,14 +36,15 @@ from kazoo.client import KazooClient
 from . import RWMutex, connect
 from ._core.collection.layout import MEMBERS, ROWS, unescape
 from ._core.queue import NAMINGS, ordered
+from ._tls import ENV_CA, ENV_CERT, ENV_KEY
 from .errors import AccessDenied, ConnectionLost, InvalidArgument, Timeout, ZkSyncError, translate
 from .runtime import parse_params
 from .testing.ensemble import Ensemble, EnsembleError, four_letter
 
 EXIT_FAILED, EXIT_USAGE, EXIT_ENSEMBLE, EXIT_PLAN, EXIT_TIMEOUT = 1, 2, 3, 4, 5
 EXIT_LOCK_TIMEOUT, EXIT_DENIED, EXIT_INTERRUPTED = 75, 77, 130
-TLS_FLAGS = (("tls_ca", "ca", "ZOOKEEPER_TLS_CA"), ("tls_cert", "certfile", "ZOOKEEPER_TLS_CERT"),
-             ("tls_key", "keyfile", "ZOOKEEPER_TLS_KEY"))  # fmt: skip
+# each --tls-* flag: its argparse name, connect()'s argument, the variable an instance reads it from
+TLS_FLAGS = (("tls_ca", "ca", ENV_CA), ("tls_cert", "certfile", ENV_CERT), ("tls_key", "keyfile", ENV_KEY))
 
 
 class Exit(Exception):
@@ -245,15 +246,20 @@ def _reach(hosts: str, args: argparse.Namespace) -> KazooClient:
         raise Exit(EXIT_ENSEMBLE, f"cannot reach ZooKeeper: {exc}") from None
 
 
+def _tls_files(args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    """(connect()'s argument, its variable, the absolute path) of every --tls-* flag given."""
+    given = [(name, env, getattr(args, flag, None)) for flag, name, env in TLS_FLAGS]
+    return [(name, env, os.path.abspath(path)) for name, env, path in given if path]
+
+
 def _tls_options(args: argparse.Namespace) -> dict[str, str]:
-    """connect()'s TLS files from the --tls-* flags (absolute paths); none given: connect()
-    reads ZOOKEEPER_TLS_*."""
-    return {name: os.path.abspath(getattr(args, flag)) for flag, name, _ in TLS_FLAGS if getattr(args, flag, None)}
+    """connect()'s TLS files from the --tls-* flags; none given: connect() reads ZOOKEEPER_TLS_*."""
+    return {name: path for name, _, path in _tls_files(args)}
 
 
 def _tls_environment(args: argparse.Namespace) -> dict[str, str]:
     """The ZOOKEEPER_TLS_* variables that give every instance of a run this command's files."""
-    return {env: os.path.abspath(getattr(args, flag)) for flag, _, env in TLS_FLAGS if getattr(args, flag, None)}
+    return {env: path for _, env, path in _tls_files(args)}
 
 
 def _run_instances(args: argparse.Namespace, plan: Path, params: dict[str, str], hosts: str, admin: KazooClient) -> int:
